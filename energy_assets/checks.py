@@ -1,0 +1,95 @@
+"""Asset checks generated from the contracts, plus the hand-written ones.
+
+One multi-asset check per stored table evaluates every check its contract implies
+(`contracts/evaluate.py`) on the partitions of the run. Error-severity checks are blocking: when
+one fails, assets downstream in the same run do not execute, so bad data never propagates.
+Warn-severity checks report without blocking. A failure's metadata carries the offending row
+count and a sample of the rows as a markdown table.
+"""
+
+
+from collections.abc import Iterator
+
+import polars as pl
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetIn,
+    AssetKey,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from energy_assets.contracts.core import CheckOutcome
+from energy_assets.contracts.evaluate import PlannedCheck, check_plan, evaluate
+from energy_assets.contracts.tables import contract_for
+from energy_assets.partitions import DAILY
+
+EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {}
+"""Hand-written checks per asset key path, beyond what the contract implies."""
+
+
+def _markdown(frame: pl.DataFrame) -> str:
+    shown = frame.with_columns(
+        [pl.col(c).cast(pl.String) for c in frame.columns if frame.schema[c] != pl.String]
+    )
+    header = "| " + " | ".join(shown.columns) + " |"
+    rule = "|" + "---|" * len(shown.columns)
+    rows = ["| " + " | ".join("" if v is None else v for v in row) + " |" for row in shown.rows()]
+    return "\n".join([header, rule, *rows])
+
+
+def result_for(asset_key: AssetKey, outcome: CheckOutcome) -> AssetCheckResult:
+    metadata: dict[str, MetadataValue] = {
+        "offending_rows": MetadataValue.int(outcome.offending_rows)
+    }
+    metadata.update({k: MetadataValue.float(v) for k, v in outcome.figures.items()})
+    if outcome.sample is not None:
+        metadata["sample"] = MetadataValue.md(_markdown(outcome.sample))
+    return AssetCheckResult(
+        asset_key=asset_key,
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR
+        if outcome.severity == "error"
+        else AssetCheckSeverity.WARN,
+        description=outcome.description,
+        metadata=metadata,
+    )
+
+
+def contract_checks(asset_key_path: str) -> AssetChecksDefinition:
+    """All checks of one asset's contract, evaluated together on the run's partitions."""
+    key = AssetKey(asset_key_path.split("/"))
+    contract = contract_for(asset_key_path)
+    extra = EXTRA_CHECKS.get(asset_key_path, [])
+    specs = [
+        AssetCheckSpec(
+            planned.name,
+            asset=key,
+            description=planned.description,
+            blocking=planned.severity == "error",
+            # Partitioned checks (preview in 1.13) load exactly the run's partitions of the
+            # asset, and record a result per partition when a run covers one partition.
+            partitions_def=DAILY,
+        )
+        for planned in check_plan(contract, extra)
+    ]
+
+    @multi_asset_check(
+        name=f"{key.to_python_identifier()}__contract",
+        specs=specs,
+        ins={"frame": AssetIn(key=key)},
+        description=f"Contract {contract.name}: {contract.description}",
+        can_subset=False,
+    )
+    def _check(
+        context: AssetCheckExecutionContext, frame: pl.DataFrame
+    ) -> Iterator[AssetCheckResult]:
+        for outcome in evaluate(contract, frame, extra):
+            yield result_for(key, outcome)
+
+    return _check

@@ -1,0 +1,173 @@
+"""Where the upstream APIs are: the real services, or the offline stand-in started in-process.
+
+`SourcesResource` is the one place that decides it. In `offline` mode (the default: no key, no
+network) it starts the loopback stand-in for all three APIs when a step begins, backed by a
+deterministic world, and stops it when the step ends; every step process gets an identical
+stand-in, so this works with any executor. In `live` mode it talks to api.eia.gov,
+oasis.caiso.com and archive-api.open-meteo.com, with the EIA key from `EIA_API_KEY`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr, field_validator
+
+OFFLINE_KEY = "offline-stand-in-key"
+
+
+class SourcesResource(ConfigurableResource):
+    """Clients for every registered source, pointed at the real APIs or the offline stand-in."""
+
+    mode: str = Field(default="offline", description="offline (stand-in) or live (real APIs).")
+    world: str = Field(
+        default="synthetic",
+        description="Offline data: synthetic (seeded generator), ruggles or gridemissions "
+        "(real EIA data sets read from realdata_dir).",
+    )
+    realdata_dir: str | None = Field(
+        default=None, description="Folder of the real data set for world=ruggles|gridemissions."
+    )
+    seed: int = Field(default=7, description="Seed of the synthetic world.")
+    defects: bool = Field(
+        default=True, description="Inject the synthetic world's real-world defects."
+    )
+    respondents: list[str] | None = Field(
+        default=None, description="Balancing authorities to extract; null means all."
+    )
+    eia_api_key_env: str = Field(
+        default="EIA_API_KEY", description="Environment variable holding the EIA API key."
+    )
+    eia_base_url: str = "https://api.eia.gov/v2"
+    caiso_base_url: str = "https://oasis.caiso.com/oasisapi"
+    openmeteo_base_url: str = "https://archive-api.open-meteo.com/v1"
+    caiso_min_interval_s: float = Field(
+        default=5.0, description="Pause between OASIS requests (ignored offline)."
+    )
+    max_attempts: int = Field(default=5, description="HTTP attempts per request.")
+    base_delay_s: float = Field(default=1.0, description="First backoff step.")
+
+    _server: Any = PrivateAttr(default=None)
+    _points_cache: Any = PrivateAttr(default=None)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in ("offline", "live"):
+            raise ValueError(f"mode must be 'offline' or 'live', not {value!r}")
+        return value
+
+    @field_validator("world")
+    @classmethod
+    def _world(cls, value: str) -> str:
+        if value not in ("synthetic", "ruggles", "gridemissions"):
+            raise ValueError(f"world must be synthetic, ruggles or gridemissions, not {value!r}")
+        return value
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.mode == "offline":
+            self._server = self.start_standin()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def build_world(self):
+        from energy_assets.offline.generator import GeneratorConfig, SyntheticWorld
+
+        rates = (
+            {}
+            if self.defects
+            else {name: 0.0 for name in GeneratorConfig.model_fields if name.endswith("_rate")}
+        )
+        synthetic = SyntheticWorld(
+            GeneratorConfig(seed=self.seed, respondents=self.respondents, **rates)
+        )
+        if self.world == "synthetic":
+            return synthetic
+        if not self.realdata_dir or not Path(self.realdata_dir).is_dir():
+            raise ValueError(
+                f"world={self.world} reads a real data set, but realdata_dir="
+                f"{self.realdata_dir!r} is not a folder: set sources.realdata_dir in the run "
+                "config (e.g. ../shared/realdata/ruggles_2019_release)"
+            )
+        from energy_assets.offline import realdata_world
+
+        if self.world == "ruggles":
+            return realdata_world.RugglesWorld(Path(self.realdata_dir), fallback=synthetic)
+        return realdata_world.GridEmissionsWorld(Path(self.realdata_dir), fallback=synthetic)
+
+    def start_standin(self):
+        from energy_assets.offline.standin import start_standin
+
+        return start_standin(self.build_world())
+
+    # --- clients (the registry's Clients protocol) ---------------------------------------
+    def _base(self, live_url: str, path: str) -> str:
+        if self.mode == "live":
+            return live_url
+        if self._server is None:
+            raise RuntimeError(
+                "the offline stand-in is not running: use this resource inside a Dagster step "
+                "or call setup_for_execution first"
+            )
+        return self._server.base_url + path
+
+    def eia(self):
+        from energy_assets.sources.eia import EIAClient, EIAConfig
+
+        key = OFFLINE_KEY if self.mode == "offline" else os.environ.get(self.eia_api_key_env)
+        if not key:
+            raise ValueError(
+                f"mode=live needs an EIA API key in ${self.eia_api_key_env}: register for a free "
+                "key at https://www.eia.gov/opendata/register.php and export it"
+            )
+        return EIAClient(
+            EIAConfig(
+                base_url=self._base(self.eia_base_url, "/v2"),
+                api_key=key,
+                respondents=self.respondents,
+                max_attempts=self.max_attempts,
+                base_delay_s=self.base_delay_s,
+            )
+        )
+
+    def caiso(self):
+        from energy_assets.sources.caiso import CAISOClient, CAISOConfig
+
+        return CAISOClient(
+            CAISOConfig(
+                base_url=self._base(self.caiso_base_url, "/oasisapi"),
+                min_interval_s=self.caiso_min_interval_s if self.mode == "live" else 0.0,
+                max_attempts=self.max_attempts,
+                base_delay_s=self.base_delay_s,
+            )
+        )
+
+    def openmeteo(self):
+        from energy_assets.sources.openmeteo import OpenMeteoClient, OpenMeteoConfig
+
+        return OpenMeteoClient(
+            OpenMeteoConfig(
+                base_url=self._base(self.openmeteo_base_url, "/v1"),
+                max_attempts=self.max_attempts,
+                base_delay_s=self.base_delay_s,
+            )
+        )
+
+    def weather_points(self) -> pl.DataFrame:
+        """The representative point of each extracted balancing authority (code, lat, lon)."""
+        if self._points_cache is None:
+            from energy_assets.sources.balancing_authorities import load_balancing_authorities
+
+            table = load_balancing_authorities()
+            if self.respondents:
+                table = table.filter(pl.col("code").is_in(self.respondents))
+            self._points_cache = table.select("code", "latitude", "longitude")
+        return self._points_cache

@@ -1,0 +1,97 @@
+"""Run settings: one YAML file under `configs/` makes a run reproducible.
+
+`load_settings(path)` reads and validates the file; `definitions.py` builds the Definitions from
+it (the file comes from $ENERGY_ASSETS_CONFIG, else `configs/main.yaml`), and the `energy-assets`
+CLI uses the same file, so the web UI, the CLI and the tests see the same assets and resources.
+Relative paths in the file are resolved against the project root (the config folder's parent).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "main.yaml"
+CONFIG_ENV = "ENERGY_ASSETS_CONFIG"
+
+
+class SourcesSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: str = "offline"
+    world: str = "synthetic"
+    realdata_dir: str | None = None
+    seed: int = 7
+    defects: bool = True
+    respondents: list[str] | None = None
+    eia_api_key_env: str = "EIA_API_KEY"
+    caiso_min_interval_s: float = 5.0
+
+
+class Settings(BaseModel):
+    """Everything a run depends on. Unknown keys are refused, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: date = Field(description="First UTC day of the main job's range.")
+    end: date = Field(description="Last UTC day of the main job's range (included).")
+    data_dir: str = Field(
+        default="data/assets", description="Base of the parquet files: a folder or an fsspec URL."
+    )
+    dagster_home: str = Field(
+        default="data/dagster_home", description="Dagster instance folder (dagster.yaml)."
+    )
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    transform: dict[str, Any] = Field(default_factory=dict)
+    ml: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _range(self) -> Settings:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+    def resolved(self, root: Path) -> Settings:
+        def absolute(value: str) -> str:
+            if "://" in value or os.path.isabs(value):
+                return value
+            return str((root / value).resolve())
+
+        sources = self.sources
+        if sources.realdata_dir:
+            sources = sources.model_copy(update={"realdata_dir": absolute(sources.realdata_dir)})
+        return self.model_copy(
+            update={
+                "data_dir": absolute(self.data_dir),
+                "dagster_home": absolute(self.dagster_home),
+                "sources": sources,
+            }
+        )
+
+
+class SettingsError(ValueError):
+    """The run config file is missing or invalid; the message says which key and why."""
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    config = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    if not config.is_file():
+        raise SettingsError(
+            f"run config {config} not found: pass --config or set ${CONFIG_ENV} to a YAML file "
+            f"like {DEFAULT_CONFIG.relative_to(PROJECT_ROOT)}"
+        )
+    try:
+        raw = yaml.safe_load(config.read_text()) or {}
+        settings = Settings.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{config} is not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"{config} is invalid: {problems}") from None
+    return settings.resolved(config.resolve().parent.parent)

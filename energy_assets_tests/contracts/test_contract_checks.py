@@ -1,0 +1,158 @@
+"""Checks generated from contracts: each fails on the frame it guards against, and blocks."""
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+from dagster import AssetIn, DagsterInstance, asset, materialize
+
+from energy_assets.checks import contract_checks
+from energy_assets.contracts import tables
+from energy_assets.contracts.core import Bounds, Column, Contract
+from energy_assets.contracts.evaluate import check_plan, evaluate
+from energy_assets.io.parquet import ParquetIOManager
+from energy_assets.partitions import DAILY
+
+HOURLY = Contract(
+    name="hourly_toy",
+    description="test table",
+    columns=(
+        tables.TIME_KEY,
+        tables.REGION,
+        Column(
+            name="demand_mw",
+            dtype="float64",
+            description="demand",
+            nullable=False,
+            bounds=Bounds(min=0, max=1000, severity="error"),
+        ),
+        Column(
+            name="temperature_c",
+            dtype="float64",
+            description="temperature",
+            bounds=Bounds(min=-60, max=60, severity="warn"),
+        ),
+    ),
+    primary_key=("interval_start_utc", "region"),
+    partition_column="interval_start_utc",
+    hourly_complete_by=("region",),
+)
+
+
+def good_day(day: str = "2024-01-02", regions=("A", "B")) -> pl.DataFrame:
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    rows = [(start + timedelta(hours=h), r, 100.0 + h, 10.0) for r in regions for h in range(24)]
+    return pl.DataFrame(rows, schema=HOURLY.schema, orient="row")
+
+
+def outcomes(frame: pl.DataFrame) -> dict[str, object]:
+    return {o.name: o for o in evaluate(HOURLY, frame)}
+
+
+def test_plan_names_every_check_with_its_severity():
+    plan = {p.name: p.severity for p in check_plan(HOURLY)}
+    assert plan == {
+        "schema": "error",
+        "primary_key_unique": "error",
+        "required_not_null": "error",
+        "bounds_demand_mw": "error",
+        "bounds_temperature_c": "warn",
+        "hourly_continuity": "error",
+    }
+
+
+def test_a_good_frame_passes_every_check():
+    assert all(o.passed for o in outcomes(good_day()).values())
+
+
+@pytest.mark.parametrize(
+    ("breakage", "failing"),
+    [
+        (lambda f: pl.concat([f, f.head(1)]), "primary_key_unique"),
+        (
+            lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("demand_mw")),
+            "required_not_null",
+        ),
+        (
+            lambda f: f.with_columns(
+                pl.when(pl.col("region") == "B")
+                .then(-5.0)
+                .otherwise(pl.col("demand_mw"))
+                .alias("demand_mw")
+            ),
+            "bounds_demand_mw",
+        ),
+        (lambda f: f.with_columns(pl.lit(99.0).alias("temperature_c")), "bounds_temperature_c"),
+        (lambda f: f.filter(pl.col("interval_start_utc").dt.hour() != 5), "hourly_continuity"),
+        (lambda f: f.with_columns(pl.col("demand_mw").cast(pl.Float32)), "schema"),
+    ],
+)
+def test_each_check_fails_on_the_breakage_it_guards_against(breakage, failing):
+    results = outcomes(breakage(good_day()))
+    assert not results[failing].passed
+    assert results[failing].offending_rows > 0
+    assert results[failing].sample is not None and results[failing].sample.height > 0
+    passing_others = [n for n, o in results.items() if n != failing and o.passed]
+    assert passing_others, "a targeted breakage should not fail every check"
+
+
+def test_continuity_counts_hours_against_the_days_present():
+    two_days = pl.concat([good_day("2024-01-02"), good_day("2024-01-03", regions=("A",))])
+    result = outcomes(two_days)["hourly_continuity"]
+    assert not result.passed
+    assert result.sample["region"].to_list() == ["B"]
+    assert result.sample["hours_present"].to_list() == [24]
+
+
+BREAK = {"on": False}
+
+
+@asset(key=["test", "hourly"], partitions_def=DAILY)
+def hourly(context) -> pl.DataFrame:
+    frame = good_day(context.partition_key)
+    if BREAK["on"]:
+        frame = frame.with_columns(pl.lit(-1.0).alias("demand_mw"))
+    return frame
+
+
+@asset(key=["test", "downstream"], partitions_def=DAILY, ins={"x": AssetIn(["test", "hourly"])})
+def downstream(x: pl.DataFrame) -> None:
+    return None
+
+
+def test_failed_blocking_check_stops_downstream_and_reports_a_sample(tmp_path, monkeypatch):
+    monkeypatch.setitem(tables.CONTRACTS, "test/hourly", HOURLY)
+    checks = contract_checks("test/hourly")
+    BREAK["on"] = True
+    try:
+        result = materialize(
+            [hourly, downstream, checks],
+            partition_key="2024-01-02",
+            resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
+            instance=DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    finally:
+        BREAK["on"] = False
+    assert not result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["bounds_demand_mw"].passed
+    assert evaluations["bounds_demand_mw"].metadata["offending_rows"].value == 48
+    assert "| interval_start_utc |" in evaluations["bounds_demand_mw"].metadata["sample"].value
+    assert evaluations["bounds_temperature_c"].passed
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert "downstream" not in materialized
+    assert "hourly" in materialized
+
+
+def test_passing_checks_let_downstream_run(tmp_path, monkeypatch):
+    monkeypatch.setitem(tables.CONTRACTS, "test/hourly", HOURLY)
+    result = materialize(
+        [hourly, downstream, contract_checks("test/hourly")],
+        partition_key="2024-01-02",
+        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert len(result.get_asset_check_evaluations()) == len(check_plan(HOURLY))

@@ -1,0 +1,243 @@
+"""The single-file-per-partition IO manager: layout, ranged runs, atomicity, contracts, loading."""
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import (
+    AssetIn,
+    BackfillPolicy,
+    DagsterInstance,
+    TimeWindowPartitionMapping,
+    asset,
+    materialize,
+)
+
+from energy_assets.contracts import tables
+from energy_assets.contracts.core import Column, Contract, ContractViolation
+from energy_assets.io.parquet import ParquetIOManager, read_file_metadata
+from energy_assets.partitions import DAILY
+
+TOY = Contract(
+    name="toy",
+    description="test table",
+    columns=(
+        tables.TIME_KEY,
+        tables.REGION,
+        Column(name="value", dtype="float64", description="a value"),
+    ),
+    primary_key=("interval_start_utc", "region"),
+    partition_column="interval_start_utc",
+)
+
+
+@pytest.fixture(autouse=True)
+def toy_contracts(monkeypatch):
+    monkeypatch.setitem(tables.CONTRACTS, "test/toy", TOY)
+    monkeypatch.setitem(tables.CONTRACTS, "test/toy_window", TOY)
+
+
+def hours(first_day: str, days: int, scale: float = 1.0) -> pl.DataFrame:
+    start = datetime.fromisoformat(first_day).replace(tzinfo=UTC)
+    n = 24 * days
+    return pl.DataFrame(
+        {
+            "interval_start_utc": [start + timedelta(hours=i) for i in range(n)],
+            "region": ["X"] * n,
+            "value": [float(i) * scale for i in range(n)],
+        },
+        schema=TOY.schema,
+    )
+
+
+def window_of(context) -> tuple[str, int]:
+    keys = context.partition_keys
+    return keys[0], len(keys)
+
+
+SCALE = {"value": 1.0}
+
+
+@asset(key=["test", "toy"], partitions_def=DAILY, backfill_policy=BackfillPolicy.single_run())
+def toy(context) -> pl.DataFrame:
+    first, n = window_of(context)
+    return hours(first, n, SCALE["value"])
+
+
+@asset(
+    key=["test", "toy_window"],
+    partitions_def=DAILY,
+    ins={
+        "upstream": AssetIn(
+            key=["test", "toy"],
+            partition_mapping=TimeWindowPartitionMapping(start_offset=-2, end_offset=0),
+            metadata={"allow_missing_partitions": True},
+        )
+    },
+)
+def toy_window(context, upstream: pl.DataFrame) -> pl.DataFrame:
+    # record what arrived: the shape must not depend on how many partitions were mapped
+    assert isinstance(upstream, pl.DataFrame)
+    first, _ = window_of(context)
+    day = datetime.fromisoformat(first).replace(tzinfo=UTC)
+    return pl.DataFrame(
+        {
+            "interval_start_utc": [day],
+            "region": ["rows_seen"],
+            "value": [float(upstream.height)],
+        },
+        schema=TOY.schema,
+    )
+
+
+def run(assets, base: str, **kwargs):
+    return materialize(
+        assets,
+        resources={"io_manager": ParquetIOManager(base_dir=base)},
+        instance=DagsterInstance.ephemeral(),
+        **kwargs,
+    )
+
+
+def files(base: Path) -> list[str]:
+    return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
+
+
+def test_one_file_per_partition_and_rematerializing_overwrites(tmp_path):
+    assert run([toy], str(tmp_path), partition_key="2024-01-02").success
+    assert run([toy], str(tmp_path), partition_key="2024-01-02").success
+    assert files(tmp_path) == ["test/toy/2024-01-02.parquet"]
+    stored = pl.read_parquet(tmp_path / "test/toy/2024-01-02.parquet")
+    assert stored.equals(hours("2024-01-02", 1))
+
+
+def test_ranged_run_writes_one_file_per_day(tmp_path):
+    result = run(
+        [toy],
+        str(tmp_path),
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-05",
+        },
+    )
+    assert result.success
+    assert files(tmp_path) == [f"test/toy/2024-01-0{d}.parquet" for d in range(1, 6)]
+    for d in range(1, 6):
+        day = pl.read_parquet(tmp_path / f"test/toy/2024-01-0{d}.parquet")
+        assert day.height == 24
+        assert day["interval_start_utc"].dt.day().unique().to_list() == [d]
+    metadata = result.asset_materializations_for_node("test__toy")[0].metadata
+    assert metadata["dagster/row_count"].value == 5 * 24
+    assert metadata["files_written"].value == 5
+
+
+def test_window_input_has_the_same_shape_for_one_or_many_partitions(tmp_path):
+    base = str(tmp_path)
+    run(
+        [toy],
+        base,
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-03",
+        },
+    )
+    # 2024-01-03 maps to three upstream days; 2015-07-01 (the first partition) maps to one
+    assert run([toy, toy_window], base, partition_key="2024-01-03", selection=[toy_window]).success
+    three = pl.read_parquet(tmp_path / "test/toy_window/2024-01-03.parquet")
+    assert three["value"].to_list() == [72.0]
+    run([toy], base, partition_key="2015-07-01")
+    assert run([toy, toy_window], base, partition_key="2015-07-01", selection=[toy_window]).success
+    one = pl.read_parquet(tmp_path / "test/toy_window/2015-07-01.parquet")
+    assert one["value"].to_list() == [24.0]
+
+
+def test_missing_upstream_partition_is_a_clear_error_without_allow_missing(tmp_path):
+    @asset(
+        key=["test", "toy_window"],
+        partitions_def=DAILY,
+        ins={"upstream": AssetIn(key=["test", "toy"])},
+    )
+    def strict(upstream: pl.DataFrame) -> pl.DataFrame:
+        return upstream
+
+    result = run(
+        [toy, strict], str(tmp_path), partition_key="2024-01-09", selection=[strict],
+        raise_on_error=False,
+    )
+    assert not result.success
+    message = str(result.all_events)
+    assert "has no stored partition(s) ['2024-01-09']" in message
+
+
+def test_contract_violation_writes_nothing_and_keeps_stored_data(tmp_path):
+    assert run([toy], str(tmp_path), partition_key="2024-01-02").success
+    before = (tmp_path / "test/toy/2024-01-02.parquet").read_bytes()
+
+    @asset(key=["test", "toy"], partitions_def=DAILY)
+    def broken() -> pl.DataFrame:
+        return hours("2024-01-02", 1).with_columns(pl.col("value").cast(pl.Float32))
+
+    result = run([broken], str(tmp_path), partition_key="2024-01-02", raise_on_error=False)
+    assert not result.success
+    assert "has dtype Float32, contract says Float64" in str(result.all_events)
+    assert (tmp_path / "test/toy/2024-01-02.parquet").read_bytes() == before
+
+
+def test_rows_outside_the_run_partitions_are_refused(tmp_path):
+    @asset(key=["test", "toy"], partitions_def=DAILY)
+    def spills() -> pl.DataFrame:
+        return hours("2024-01-02", 2)
+
+    result = run([spills], str(tmp_path), partition_key="2024-01-02", raise_on_error=False)
+    assert not result.success
+    assert "outside the run's partitions" in str(result.all_events)
+    assert files(tmp_path) == []
+
+
+def test_crash_mid_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    assert run([toy], str(tmp_path), partition_key="2024-01-02").success
+    target = tmp_path / "test/toy/2024-01-02.parquet"
+    before = target.read_bytes()
+
+    def crash(fd):
+        raise OSError("disk died mid-write")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    SCALE["value"] = 2.0
+    try:
+        result = run([toy], str(tmp_path), partition_key="2024-01-02", raise_on_error=False)
+    finally:
+        SCALE["value"] = 1.0
+    assert not result.success
+    assert target.read_bytes() == before
+    assert files(tmp_path) == ["test/toy/2024-01-02.parquet"]  # no temporary left behind
+
+
+def test_fsspec_url_base_writes_the_same_layout():
+    import fsspec
+
+    base = "memory://energy-assets-test"
+    assert run([toy], base, partition_key="2024-01-02").success
+    fs = fsspec.filesystem("memory")
+    assert fs.exists("/energy-assets-test/test/toy/2024-01-02.parquet")
+    with fs.open("/energy-assets-test/test/toy/2024-01-02.parquet", "rb") as handle:
+        assert pl.read_parquet(handle).equals(hours("2024-01-02", 1))
+
+
+def test_contract_conform_refuses_instead_of_casting():
+    with pytest.raises(ContractViolation, match="missing column 'value'"):
+        TOY.conform(hours("2024-01-02", 1).drop("value"))
+
+
+def test_file_metadata_round_trip(tmp_path):
+    from energy_assets.io.parquet import FrameWithMetadata
+
+    @asset(key=["test", "toy"], partitions_def=DAILY)
+    def with_meta() -> FrameWithMetadata:
+        return FrameWithMetadata(hours("2024-01-02", 1), {"layout": "zigzag"})
+
+    assert run([with_meta], str(tmp_path), partition_key="2024-01-02").success
+    meta = read_file_metadata(tmp_path / "test/toy/2024-01-02.parquet")
+    assert meta["layout"] == "zigzag"
