@@ -136,6 +136,7 @@ def materialize_range(
                     "energy_assets/launched_by": "cli",
                 },
                 raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             step.seconds = time.perf_counter() - tick
             for event in result.get_asset_materialization_events():

@@ -156,6 +156,12 @@ class SourcesResource(ConfigurableResource):
         return OpenMeteoClient(
             OpenMeteoConfig(
                 base_url=self._base(self.openmeteo_base_url, "/v1"),
+                # the free tier's weighted-call budget binds the real service, not our stand-in
+                **(
+                    {}
+                    if self.mode == "live"
+                    else {"max_weight_per_minute": 1e9, "max_weight_per_hour": 1e9}
+                ),
                 max_attempts=self.max_attempts,
                 base_delay_s=self.base_delay_s,
             )

@@ -128,7 +128,9 @@ def check_plan(contract: Contract, extra: list[PlannedCheck] | None = None) -> l
             add(
                 f"bounds_{column.name}",
                 b.severity,
-                f"{column.name} within [{b.min}, {b.max}] {column.unit or ''}. {b.why}".strip(),
+                f"{column.name} within [{b.min}, {b.max}] {column.unit or ''}".strip()
+                + f". {b.why}".rstrip(". ")
+                + ".",
                 _bounds_check(column.name),
             )
     if contract.hourly_complete_by:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import polars as pl
@@ -34,8 +34,8 @@ class Clients(Protocol):
 FetchWindow = Callable[[Clients, date, date], list[RawResponse]]
 """Fetch every response for the days [first, last] (both included) in one chunk."""
 
-Parse = Callable[[Clients, list[RawResponse]], pl.DataFrame]
-"""Parse stored responses into the long table (LONG_SCHEMA)."""
+Parse = Callable[[Clients, list[RawResponse], datetime, datetime], pl.DataFrame]
+"""Parse stored responses into the long table (LONG_SCHEMA), rows in [start, end) at least."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def parse_day(
 ) -> pl.DataFrame:
     """The day's rows of the parsed responses, with `copy_index` numbering repeated keys."""
     start, end = day_window(day)
-    parsed = spec.parse(clients, responses)
+    parsed = spec.parse(clients, responses, start, end)
     key = ["interval_start_utc", "region", "series"]
     return (
         parsed.filter(
@@ -108,7 +108,9 @@ def _eia_fetch(clients: Clients, first: date, last: date) -> list[RawResponse]:
     return [page for route in EIA_ROUTES for page in client.fetch(route, start, end)]
 
 
-def _eia_parse(clients: Clients, responses: list[RawResponse]) -> pl.DataFrame:
+def _eia_parse(
+    clients: Clients, responses: list[RawResponse], start: datetime, end: datetime
+) -> pl.DataFrame:
     from energy_assets.sources.eia import parse_eia_responses
 
     return parse_eia_responses(responses)
@@ -121,10 +123,12 @@ def _caiso_fetch(clients: Clients, first: date, last: date) -> list[RawResponse]
     return [r for dataset in ("load", "lmp") for r in client.fetch(dataset, start, end)]
 
 
-def _caiso_parse(clients: Clients, responses: list[RawResponse]) -> pl.DataFrame:
+def _caiso_parse(
+    clients: Clients, responses: list[RawResponse], start: datetime, end: datetime
+) -> pl.DataFrame:
     from energy_assets.sources.caiso import parse_caiso_responses
 
-    return parse_caiso_responses(responses)
+    return parse_caiso_responses(responses, tac_areas=clients.caiso().config.tac_areas)
 
 
 def _weather_fetch(clients: Clients, first: date, last: date) -> list[RawResponse]:
@@ -133,10 +137,12 @@ def _weather_fetch(clients: Clients, first: date, last: date) -> list[RawRespons
     return clients.openmeteo().fetch(clients.weather_points(), start, end)
 
 
-def _weather_parse(clients: Clients, responses: list[RawResponse]) -> pl.DataFrame:
+def _weather_parse(
+    clients: Clients, responses: list[RawResponse], start: datetime, end: datetime
+) -> pl.DataFrame:
     from energy_assets.sources.openmeteo import parse_openmeteo_responses
 
-    return parse_openmeteo_responses(responses, clients.weather_points())
+    return parse_openmeteo_responses(responses, clients.weather_points(), start=start, end=end)
 
 
 SOURCES: dict[str, SourceSpec] = {
