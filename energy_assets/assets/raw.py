@@ -20,6 +20,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Backoff,
+    Failure,
     Jitter,
     RetryPolicy,
     asset,
@@ -29,12 +30,27 @@ from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import SourcesResource
 from energy_assets.sources.base import raw_responses_frame, responses_from_frame
+from energy_assets.sources.http import RetriesExhausted
 from energy_assets.sources.registry import SOURCES, SourceSpec, fetch_days, parse_day
 
-# Transient upstream trouble that outlasts the client's own retries gets another go later.
+# Transient upstream trouble that outlasts the client's own retries gets another go later;
+# anything else (no key, a refused request, an unparseable answer) fails at once, because
+# retrying cannot fix it.
 EXTRACTION_RETRY = RetryPolicy(
     max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
+
+
+def _fetch_or_fail(spec: SourceSpec, sources: SourcesResource, days: list[date]):
+    try:
+        return fetch_days(spec, sources, days)
+    except RetriesExhausted:
+        raise  # the RetryPolicy re-runs the step after a jittered, growing delay
+    except Exception as exc:
+        raise Failure(
+            description=f"{spec.name} extraction failed and retrying will not help: {exc}",
+            allow_retries=False,
+        ) from exc
 
 
 def _days(context: AssetExecutionContext) -> list[date]:
@@ -61,7 +77,7 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
     def _responses(
         context: AssetExecutionContext, sources: SourcesResource
     ) -> dict[str, pl.DataFrame]:
-        by_day = fetch_days(spec, sources, _days(context))
+        by_day = _fetch_or_fail(spec, sources, _days(context))
         context.log.info(
             f"{spec.name}: {sum(len(r) for r in by_day.values())} responses for "
             f"{len(by_day)} day(s)"

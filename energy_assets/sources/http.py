@@ -22,6 +22,10 @@ class SourceError(RuntimeError):
     """An upstream answered something the platform cannot use. The message never holds secrets."""
 
 
+class RetriesExhausted(SourceError):
+    """Transient trouble outlasted the client's bounded retries; worth another try later."""
+
+
 class RetryableSourceError(SourceError):
     """A transient upstream condition; raise it from a response check to trigger a retry."""
 
@@ -119,7 +123,7 @@ class HttpFetcher:
             if attempt + 1 < self.policy.max_attempts:
                 self.retries_made += 1
                 self.sleep(self.policy.delay(attempt, retry_after, self._rng))
-        raise SourceError(
+        raise RetriesExhausted(
             f"GET {self.redacted_url(url, params)} failed after {self.policy.max_attempts} "
             f"attempts; last problem: {last_problem}. The service may be throttling or down: "
             "retry later, or lower the request rate / concurrency pool limit."
