@@ -15,6 +15,7 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from energy_assets.assets import ALL_ASSETS  # noqa: E402
+from energy_assets.automation import build_automation  # noqa: E402
 from energy_assets.checks import contract_checks  # noqa: E402
 from energy_assets.contracts.tables import CONTRACTS  # noqa: E402
 from energy_assets.io.parquet import ParquetIOManager  # noqa: E402
@@ -35,10 +36,13 @@ def build_definitions(settings: Settings) -> Definitions:
         description="Only the asset checks, on stored partitions (for CI): run with a "
         "dagster/partition tag or a partition range.",
     )
+    automation = build_automation(settings)
     return Definitions(
         assets=ALL_ASSETS,
-        asset_checks=checks,
-        jobs=[everything, checks_only],
+        asset_checks=[*checks, *automation.asset_checks],
+        jobs=[everything, checks_only, *automation.jobs],
+        schedules=automation.schedules,
+        sensors=automation.sensors,
         resources={
             "io_manager": ParquetIOManager(base_dir=settings.data_dir),
             "sources": SourcesResource(**settings.sources.model_dump()),
