@@ -14,12 +14,12 @@ from dagster import AssetSelection, BetaWarning, Definitions, PreviewWarning, de
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
-from energy_assets.assets import ALL_ASSETS  # noqa: E402
+from energy_assets.assets import ALL_ASSETS, HAND_WRITTEN_CHECKS  # noqa: E402
 from energy_assets.automation import build_automation  # noqa: E402
 from energy_assets.checks import contract_checks  # noqa: E402
 from energy_assets.contracts.tables import CONTRACTS  # noqa: E402
 from energy_assets.io.parquet import ParquetIOManager  # noqa: E402
-from energy_assets.resources import SourcesResource  # noqa: E402
+from energy_assets.resources import PipelineResource, SourcesResource  # noqa: E402
 from energy_assets.settings import Settings, load_settings  # noqa: E402
 
 
@@ -39,13 +39,14 @@ def build_definitions(settings: Settings) -> Definitions:
     automation = build_automation(settings)
     return Definitions(
         assets=ALL_ASSETS,
-        asset_checks=[*checks, *automation.asset_checks],
+        asset_checks=[*checks, *HAND_WRITTEN_CHECKS, *automation.asset_checks],
         jobs=[everything, checks_only, *automation.jobs],
         schedules=automation.schedules,
         sensors=automation.sensors,
         resources={
             "io_manager": ParquetIOManager(base_dir=settings.data_dir),
             "sources": SourcesResource(**settings.sources.model_dump()),
+            "pipeline": PipelineResource(**settings.pipeline),
         },
     )
 

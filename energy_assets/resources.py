@@ -177,3 +177,26 @@ class SourcesResource(ConfigurableResource):
                 table = table.filter(pl.col("code").is_in(self.respondents))
             self._points_cache = table.select("code", "latitude", "longitude")
         return self._points_cache
+
+
+class PipelineResource(ConfigurableResource):
+    """Settings of the transform and ML layers, from the run config file's `pipeline:` block."""
+
+    context_length: int = Field(default=168, description="Hours of context per window.")
+    horizon: int = Field(default=24, description="Hours predicted per window.")
+    stride: int = Field(default=24, description="Hours between forecast origins.")
+    val_start_utc: str | None = Field(
+        default=None, description="First validation hour (ISO, UTC); null = 70 % of the range."
+    )
+    test_start_utc: str | None = Field(
+        default=None, description="First test hour (ISO, UTC); null = 85 % of the range."
+    )
+    ring_world_size: int = Field(default=2, description="P, ranks of the ring.")
+    ring_layout: str = Field(default="zigzag", description="contiguous, striped or zigzag.")
+    ring_sequence_length: int = Field(default=8760, description="Tokens per packed sequence.")
+    ring_split: str = Field(default="all", description="train, val, test or all.")
+    ring_check_distributed: bool = Field(
+        default=False,
+        description="Verify ring attention with P real processes (mx.distributed ring) in the "
+        "asset check instead of the single-process simulation.",
+    )

@@ -46,8 +46,9 @@ class Settings(BaseModel):
         default="data/dagster_home", description="Dagster instance folder (dagster.yaml)."
     )
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
-    transform: dict[str, Any] = Field(default_factory=dict)
-    ml: dict[str, Any] = Field(default_factory=dict)
+    pipeline: dict[str, Any] = Field(
+        default_factory=dict, description="PipelineResource fields (windows, splits, ring)."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Settings:

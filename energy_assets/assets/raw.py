@@ -9,7 +9,6 @@ Asset keys: raw/eia930_responses, raw/eia930, raw/caiso_responses, raw/caiso,
 raw/weather_responses, raw/weather.
 """
 
-
 from datetime import date
 
 import polars as pl

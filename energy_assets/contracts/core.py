@@ -23,15 +23,25 @@ DTYPES: dict[str, pl.DataType] = {
     "int64": pl.Int64(),
     "int32": pl.Int32(),
     "int16": pl.Int16(),
+    "int8": pl.Int8(),
     "uint16": pl.UInt16(),
     "bool": pl.Boolean(),
     "binary": pl.Binary(),
 }
 
 DtypeName = Literal[
-    "datetime_utc", "date", "string", "float64", "float32", "int64", "int32", "int16",
+    "datetime_utc", "date", "string", "float64", "float32", "int64", "int32", "int16", "int8",
     "uint16", "bool", "binary",
 ]  # fmt: skip
+
+
+def dtype_name(dtype: pl.DataType) -> DtypeName:
+    """The contract name of a polars dtype (for contracts derived from a transform's schema)."""
+    for name, candidate in DTYPES.items():
+        if dtype == candidate:
+            return name  # type: ignore[return-value]
+    raise ValueError(f"dtype {dtype} has no contract name; add it to contracts.core.DTYPES")
+
 
 Severity = Literal["error", "warn"]
 Role = Literal["key", "target", "mask", "known_in_advance", "past_only", "payload", "provenance"]
@@ -62,6 +72,16 @@ class Column(BaseModel):
         return DTYPES[self.dtype]
 
 
+class OpenColumns(BaseModel):
+    """A family of columns whose names depend on configuration (e.g. one per feature)."""
+
+    model_config = ConfigDict(frozen=True)
+    prefix: str
+    dtype: DtypeName
+    description: str
+    role: Role | None = None
+
+
 class Contract(BaseModel):
     """A table's promise. `partition_column` assigns rows to UTC days (datetime or date)."""
 
@@ -71,6 +91,7 @@ class Contract(BaseModel):
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
     partition_column: str
+    open_columns: tuple[OpenColumns, ...] = ()
     hourly_complete_by: tuple[str, ...] | None = Field(
         default=None,
         description="When set, every group of these columns has all 24 hours of each UTC day.",
@@ -107,7 +128,18 @@ class Contract(BaseModel):
                 problems.append(
                     f"column {name!r} has dtype {frame.schema[name]}, contract says {dtype}"
                 )
-        extra = [c for c in frame.columns if c not in expected]
+        extra = []
+        for name in frame.columns:
+            if name in expected:
+                continue
+            family = next((o for o in self.open_columns if name.startswith(o.prefix)), None)
+            if family is None:
+                extra.append(name)
+            elif frame.schema[name] != DTYPES[family.dtype]:
+                problems.append(
+                    f"column {name!r} has dtype {frame.schema[name]}, contract says "
+                    f"{DTYPES[family.dtype]} for {family.prefix}*"
+                )
         if extra:
             problems.append(f"columns not in the contract: {extra}")
         return problems
@@ -122,7 +154,8 @@ class Contract(BaseModel):
                 + ". Fix the producing transform so it emits the declared dtypes "
                 "(the IO manager never casts silently)."
             )
-        return frame.select(list(self.schema))
+        declared = list(self.schema)
+        return frame.select(declared + [c for c in frame.columns if c not in self.schema])
 
 
 class ContractViolation(ValueError):

@@ -7,7 +7,10 @@ dictionary. Add a table: declare its Contract here and register it in CONTRACTS.
 
 from __future__ import annotations
 
-from energy_assets.contracts.core import Bounds, Column, Contract
+from energy_assets.contracts.core import Bounds, Column, Contract, OpenColumns, dtype_name
+from energy_assets.transform.align import ALIGNED_SCHEMA
+from energy_assets.transform.clean import CLEAN_SCHEMA
+from energy_assets.transform.features import FEATURE_COLUMNS
 
 TIME_KEY = Column(
     name="interval_start_utc",
@@ -121,6 +124,281 @@ RAW_WEATHER = raw_long(
     "Open-Meteo archive hourly weather at each balancing authority's representative point.",
 )
 
+
+def from_schema(schema: dict, described: dict[str, Column]) -> tuple[Column, ...]:
+    """Columns of a transform's output schema (dtype declared there), with their meaning here.
+
+    The dtype comes from the transform, so the two cannot drift; every column must be described.
+    """
+    missing = [name for name in schema if name not in described]
+    if missing:
+        raise ValueError(f"columns {missing} have no description in contracts/tables.py")
+    return tuple(
+        described[name].model_copy(update={"dtype": dtype_name(dtype)})
+        for name, dtype in schema.items()
+    )
+
+
+def _described(name: str, description: str, **kwargs) -> Column:
+    return Column(name=name, dtype="string", description=description, **kwargs)
+
+
+ALIGNED = Contract(
+    name="aligned_series",
+    description="Every source on one UTC hourly grid (interval start), one row per region, "
+    "series and hour; duplicates resolved, sub-hourly rows averaged, per-BA quirks applied "
+    "(transform/data/quirks.csv); missing hours present with a null value.",
+    columns=from_schema(
+        ALIGNED_SCHEMA,
+        {
+            "interval_start_utc": TIME_KEY,
+            "region": REGION,
+            "series": SERIES,
+            "value": _described(
+                "value",
+                "Value for the hour; null when no source reported it.",
+                bounds=ANY_VALUE_BOUNDS,
+            ),
+            "units": UNITS,
+            "source": SOURCE,
+            "n_reported": _described(
+                "n_reported",
+                "Reported intervals that fed the hour (1 hourly, up to 12 for 5-minute data; "
+                "0 = missing).",
+                nullable=False,
+                bounds=Bounds(min=0, max=12, why="An hour holds at most twelve 5-minute rows."),
+            ),
+            "is_duplicate_resolved": _described(
+                "is_duplicate_resolved",
+                "Upstream sent disagreeing copies of this hour; the documented rule chose.",
+                nullable=False,
+            ),
+            "is_quirk_adjusted": _described(
+                "is_quirk_adjusted",
+                "A quirk-table fix moved, flipped or scaled the value.",
+                nullable=False,
+            ),
+        },
+    ),
+    primary_key=("interval_start_utc", "region", "series"),
+    partition_column="interval_start_utc",
+    hourly_complete_by=("region", "series"),
+)
+
+IMPUTED = Contract(
+    name="imputed_series",
+    description="Aligned series screened with the Ruggles et al. (2020) anomaly screens and "
+    "gap-filled; the reported value stays beside the filled one, with the flag that rejected "
+    "it and the method that filled it.",
+    columns=from_schema(
+        CLEAN_SCHEMA,
+        {
+            "interval_start_utc": TIME_KEY,
+            "region": REGION,
+            "series": SERIES,
+            "value": _described(
+                "value",
+                "Filled value (observed where it passed the screens); null only "
+                "where no method could fill it.",
+                bounds=ANY_VALUE_BOUNDS,
+            ),
+            "value_reported": _described(
+                "value_reported", "The aligned (reported) value, null where missing."
+            ),
+            "flag": _described(
+                "flag",
+                "OKAY, MISSING, or the screen that rejected the reported value "
+                "(NEG_OR_ZERO, IDENTICAL_RUN, GLOBAL_DEM, ..., OUT_OF_BOUNDS).",
+                nullable=False,
+                role="provenance",
+            ),
+            "method": _described(
+                "method",
+                "observed, or how the value was filled (linear, blend, hold, unfilled).",
+                nullable=False,
+                role="provenance",
+            ),
+            "is_observed": _described(
+                "is_observed",
+                "The value is the reported one and passed every screen.",
+                nullable=False,
+                role="mask",
+            ),
+            "units": UNITS,
+            "source": SOURCE,
+        },
+    ),
+    primary_key=("interval_start_utc", "region", "series"),
+    partition_column="interval_start_utc",
+    hourly_complete_by=("region", "series"),
+)
+
+_FEATURE_BOUNDS = {
+    "temperature_c": Bounds(min=-60, max=60, severity="warn", why="US surface air."),
+    "demand_mw": Bounds(min=0, why="Filled demand is never negative."),
+}
+FEATURES = Contract(
+    name="features_hourly",
+    description="One row per balancing authority and hour: the filled demand target, its "
+    "observed mask, calendar, known-in-advance covariates and past-only lags and rolling "
+    "statistics (computed across partition boundaries).",
+    columns=tuple(
+        Column(
+            name=name,
+            dtype=dtype_name(spec.dtype),
+            description=spec.description,
+            unit=spec.unit or None,
+            nullable=spec.role not in ("key", "mask"),
+            role=spec.role,
+            bounds=_FEATURE_BOUNDS.get(name),
+        )
+        for name, spec in FEATURE_COLUMNS.items()
+    ),
+    primary_key=("interval_start_utc", "region"),
+    partition_column="interval_start_utc",
+    hourly_complete_by=("region",),
+)
+
+ML_DATASET = Contract(
+    name="ml_dataset",
+    description="MLX-ready series per balancing authority on one hourly grid, z-scored with "
+    "training-split statistics (stored in the file metadata), with masks and the window index "
+    "(forecast origins) as columns. Windows are not materialized.",
+    columns=(
+        TIME_KEY,
+        REGION,
+        Column(
+            name="region_index",
+            dtype="int32",
+            description="Row of the series tensor.",
+            nullable=False,
+            role="key",
+        ),
+        Column(
+            name="t",
+            dtype="int32",
+            description="Step index on the run's grid.",
+            nullable=False,
+            role="key",
+        ),
+        Column(
+            name="demand_mw",
+            dtype="float64",
+            description="Target in MW (null on pad).",
+            unit="MW",
+            role="target",
+        ),
+        Column(name="target_z", dtype="float32", description="Normalised target.", role="target"),
+        Column(
+            name="is_observed",
+            dtype="bool",
+            description="1 = target observed.",
+            nullable=False,
+            role="mask",
+        ),
+        Column(
+            name="is_pad",
+            dtype="bool",
+            description="1 = no data for the hour.",
+            nullable=False,
+            role="mask",
+        ),
+        Column(
+            name="loss_weight",
+            dtype="float32",
+            description="1 = counts in the loss (observed and not pad).",
+            nullable=False,
+            role="mask",
+            bounds=Bounds(min=0, max=1),
+        ),
+        Column(
+            name="window_split",
+            dtype="string",
+            description="train/val/test when the hour is a kept forecast origin.",
+        ),
+        Column(
+            name="window_target_observed_fraction",
+            dtype="float32",
+            description="Observed share of the origin's target hours.",
+        ),
+        Column(
+            name="window_context_pad_fraction",
+            dtype="float32",
+            description="Padded share of the origin's context.",
+        ),
+    ),
+    open_columns=(
+        OpenColumns(
+            prefix="known_z__",
+            dtype="float32",
+            role="known_in_advance",
+            description="Normalised known-in-advance covariate.",
+        ),
+        OpenColumns(
+            prefix="past_z__",
+            dtype="float32",
+            role="past_only",
+            description="Normalised past-only covariate.",
+        ),
+    ),
+    primary_key=("interval_start_utc", "region"),
+    partition_column="interval_start_utc",
+)
+
+_INT = {"dtype": "int32", "nullable": False, "role": "key"}
+ML_RING_SEGMENTS = Contract(
+    name="ml_ring_segments",
+    description="Tokens of packed, padded sequences laid out for P ring-attention ranks "
+    "(contiguous, striped or zigzag), in layout order; the permutation, its inverse and the "
+    "normalisation live in the file metadata.",
+    columns=(
+        TIME_KEY,
+        REGION,
+        Column(name="t", dtype="int32", description="Dataset step (null on ring padding)."),
+        Column(name="sequence_id", description="Packed sequence.", **_INT),
+        Column(name="rank", description="Device rank that holds the token.", **_INT),
+        Column(name="local_index", description="Index within the rank's slice.", **_INT),
+        Column(name="position_id", description="Global position in the sequence.", **_INT),
+        Column(
+            name="segment_id", description="Packed series (region) within the sequence.", **_INT
+        ),
+        Column(name="position_in_segment", description="Position within its segment.", **_INT),
+        Column(
+            name="is_pad",
+            dtype="bool",
+            description="1 = dataset padding.",
+            nullable=False,
+            role="mask",
+        ),
+        Column(
+            name="is_ring_pad",
+            dtype="bool",
+            description="1 = padding to a multiple of 2P.",
+            nullable=False,
+            role="mask",
+        ),
+        Column(
+            name="is_observed",
+            dtype="bool",
+            description="1 = target observed.",
+            nullable=False,
+            role="mask",
+        ),
+        Column(
+            name="loss_weight",
+            dtype="float32",
+            description="1 = counts in the loss.",
+            nullable=False,
+            role="mask",
+            bounds=Bounds(min=0, max=1),
+        ),
+        Column(name="target_z", dtype="float32", description="Normalised target.", role="target"),
+    ),
+    open_columns=ML_DATASET.open_columns,
+    primary_key=("sequence_id", "position_id"),
+    partition_column="interval_start_utc",
+)
+
 CONTRACTS: dict[str, Contract] = {
     "raw/eia930_responses": RAW_RESPONSES,
     "raw/eia930": RAW_EIA930,
@@ -128,6 +406,11 @@ CONTRACTS: dict[str, Contract] = {
     "raw/caiso": RAW_CAISO,
     "raw/weather_responses": RAW_RESPONSES,
     "raw/weather": RAW_WEATHER,
+    "aligned/series": ALIGNED,
+    "imputed/series": IMPUTED,
+    "features/hourly": FEATURES,
+    "ml/dataset": ML_DATASET,
+    "ml/ring_segments": ML_RING_SEGMENTS,
 }
 
 

@@ -169,16 +169,24 @@ class ParquetPartitionIOManager(UPathIOManager):
         with path.open("rb") as handle:
             return pl.read_parquet(handle)
 
-    def load_input(self, context: InputContext) -> pl.DataFrame:
+    def load_input(self, context: InputContext) -> pl.DataFrame | FrameWithMetadata:
+        """One frame for every mapped partition; with a `FrameWithMetadata` annotation the
+        parquet key-value metadata comes too (it must agree across the loaded days)."""
         contract = contract_for(_asset_path(context))
+        wants_metadata = context.dagster_type.typing_type is FrameWithMetadata
         if not context.has_asset_partitions:
-            return self.load_from_path(context, self._get_path(context))
+            frame = self.load_from_path(context, self._get_path(context))
+            if wants_metadata:
+                return FrameWithMetadata(frame, self._file_metadata(self._get_path(context)))
+            return frame
         paths = self._get_paths_for_partitions(context)
         allow_missing = bool(context.definition_metadata.get("allow_missing_partitions", False))
-        frames, missing = [], []
+        frames, missing, metadata = [], [], []
         for key in sorted(paths):
             if self.path_exists(paths[key]):
                 frames.append(self.load_from_path(context, paths[key]))
+                if wants_metadata:
+                    metadata.append((key, self._file_metadata(paths[key])))
             else:
                 missing.append(key)
         if missing and not allow_missing:
@@ -192,9 +200,21 @@ class ParquetPartitionIOManager(UPathIOManager):
                 f"{_asset_path(context)}: {len(missing)} upstream partition(s) not materialized "
                 "yet, loaded without them"
             )
-        if not frames:
-            return contract.empty()
-        return pl.concat(frames, how="vertical")
+        frame = pl.concat(frames, how="vertical") if frames else contract.empty()
+        if not wants_metadata:
+            return frame
+        distinct = {tuple(sorted(m.items())) for _, m in metadata}
+        if len(distinct) > 1:
+            raise ValueError(
+                f"{_asset_path(context)} partitions {metadata[0][0]}..{metadata[-1][0]} were "
+                "written by different runs (their file metadata differ); re-materialize the "
+                "whole range in one run (single-run backfill) before using them together"
+            )
+        return FrameWithMetadata(frame, metadata[0][1] if metadata else {})
+
+    def _file_metadata(self, path: UPath) -> dict[str, str]:
+        with path.open("rb") as handle:
+            return pl.read_parquet_metadata(handle)
 
 
 def read_file_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

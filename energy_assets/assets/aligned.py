@@ -1,0 +1,45 @@
+"""aligned/series: every source's raw rows on one UTC hourly grid (transform/align.py)."""
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    BackfillPolicy,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from energy_assets.observe import observed
+from energy_assets.partitions import DAILY
+from energy_assets.sources.registry import SOURCES
+from energy_assets.transform.align import align
+
+# One day each side: a quirk-table time shift can move rows across midnight.
+NEIGHBOURS = TimeWindowPartitionMapping(
+    start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True
+)
+
+
+@asset(
+    key=["aligned", "series"],
+    ins={
+        name: AssetIn(
+            key=["raw", name],
+            partition_mapping=NEIGHBOURS,
+            metadata={"allow_missing_partitions": True},
+        )
+        for name in SOURCES
+    },
+    partitions_def=DAILY,
+    group_name="aligned",
+    backfill_policy=BackfillPolicy.single_run(),
+    code_version="1",
+    kinds={"parquet", "polars"},
+    description="Every source on one UTC hourly grid: duplicates resolved, sub-hourly rows "
+    "averaged, per-BA quirks applied, missing hours present as nulls.",
+)
+@observed
+def aligned_series(context: AssetExecutionContext, **raw: pl.DataFrame) -> pl.DataFrame:
+    start, end = context.partition_time_window
+    rows = pl.concat([frame.drop("copy_index") for frame in raw.values()], how="vertical")
+    return align(rows, start, end)

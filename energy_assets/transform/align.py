@@ -1,0 +1,208 @@
+"""Alignment: parsed raw long tables -> one row per (region, series, UTC hour) on a complete grid.
+
+Belongs here: the rules that turn whatever the sources delivered (duplicates, revisions,
+sub-hourly rows, gaps, documented reporting quirks) into the platform's hourly grid. Nothing here
+judges whether a value is plausible; that is `screen`'s job.
+
+Rules, in order:
+
+1. Quirks: `quirks.apply_quirks` with the packaged table (or the one given) moves, flips or
+   scales rows, judged on their reported stamps.
+2. Duplicates of one source interval (same region, series, interval_start_utc), resolved by
+   priority: a row a quirk did not move beats a moved one (where a time fix ends, the moved
+   value collides with a correctly stamped one); then a value beats a null (a later fetch that
+   lost a value is more likely a glitch than a retraction); then, when the input has
+   `fetched_at_utc`, the latest fetch wins (a revision replaces what it revises). Rows still
+   tied and disagreeing are averaged (order-independent, so the result does not depend on how
+   partitions were concatenated) and the hour is marked `is_duplicate_resolved`. Identical
+   duplicates collapse silently.
+3. Sub-hourly rows (5- or 15-minute data such as CAISO RTM) are averaged into the hour they start
+   in; `n_reported` counts the distinct reported intervals with a value that fed the hour
+   (1 for hourly data, up to 12 for 5-minute data, 0 = missing).
+4. The grid: every (region, series) present anywhere in the input gets every hour in
+   [start, end), missing hours as null. Input rows outside [start, end) only matter through
+   quirk shifts that move them in; pass neighbouring days when a fix shifts across midnight.
+
+The input is UTC already, so US daylight-saving days are ordinary 24-hour UTC days here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from energy_assets.transform.grid import (
+    HOUR_US,
+    TIME,
+    TIME_COL,
+    as_utc,
+    check_time_column,
+    matrix_to_long,
+    require_columns,
+)
+from energy_assets.transform.quirks import apply_quirks, load_quirks
+
+RAW_COLUMNS = [TIME_COL, "region", "series", "value", "units", "source"]
+ALIGNED_SCHEMA = {
+    TIME_COL: TIME,
+    "region": pl.Utf8,
+    "series": pl.Utf8,
+    "value": pl.Float64,
+    "units": pl.Utf8,
+    "source": pl.Utf8,
+    "n_reported": pl.Int32,
+    "is_duplicate_resolved": pl.Boolean,
+    "is_quirk_adjusted": pl.Boolean,
+}
+KEYS = ["region", "series"]
+
+
+def align(
+    raw: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    quirks: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Raw long rows -> exactly one row per (region, series, hour) for every hour in [start, end).
+
+    `raw` is any concatenation of parsed raw tables (columns interval_start_utc, region, series,
+    value, units, source; optional fetched_at_utc), typically the target day plus its neighbours.
+    `quirks=None` applies the packaged `data/quirks.csv`; pass `quirks.empty_quirks()` to apply
+    none. Output columns and dtypes: `ALIGNED_SCHEMA`, sorted by region, series, time.
+    """
+    start, end = as_utc(start, "start"), as_utc(end, "end")
+    if end <= start:
+        raise ValueError(f"align: end {end.isoformat()} must be after start {start.isoformat()}")
+    require_columns(raw, RAW_COLUMNS, "align input")
+    raw = check_time_column(raw, "align input")
+    has_fetch = "fetched_at_utc" in raw.columns
+    cols = RAW_COLUMNS + (["fetched_at_utc"] if has_fetch else [])
+    frame = raw.select(cols).with_columns(
+        pl.col("region", "series", "units", "source").cast(pl.Utf8),
+        pl.col("value").cast(pl.Float64).fill_nan(None),
+    )
+    frame = frame.filter(pl.col(TIME_COL).is_not_null())
+    table = load_quirks() if quirks is None else quirks
+    frame = apply_quirks(frame, table)
+    # Integer keys and times from here on: grouping 2-string keys is what makes naive code slow.
+    keys = (
+        frame.group_by(KEYS)
+        .agg(
+            pl.col("units").drop_nulls().min(),
+            pl.col("units").drop_nulls().max().alias("_units_max"),
+            pl.col("source").drop_nulls().min(),
+        )
+        .sort(KEYS)
+        .with_row_index("_key")
+    )
+    _check_units(keys)
+    s_us = int(start.timestamp() * 1_000_000)
+    e_us = int(end.timestamp() * 1_000_000)
+    frame = (
+        frame.join(keys.select([*KEYS, "_key"]), on=KEYS, how="left")
+        .with_columns(pl.col(TIME_COL).dt.epoch("us").alias("_us"))
+        .filter((pl.col("_us") >= s_us) & (pl.col("_us") < e_us))
+        .drop(KEYS)
+    )
+    intervals = _resolve_duplicates(frame, has_fetch)
+    hourly = _to_hours(intervals)
+
+    n_hours, n_keys = (e_us - s_us) // HOUR_US, keys.height
+    row = ((hourly.get_column("_hour") - s_us) // HOUR_US).to_numpy()
+    col = hourly.get_column("_key").to_numpy().astype(np.int64)
+    value = np.full((n_hours, n_keys), np.nan)
+    value[row, col] = hourly.get_column("value").fill_null(np.nan).to_numpy()
+    count = np.zeros((n_hours, n_keys), dtype=np.int32)
+    count[row, col] = hourly.get_column("n_reported").to_numpy()
+    resolved = np.zeros((n_hours, n_keys), dtype=bool)
+    resolved[row, col] = hourly.get_column("is_duplicate_resolved").to_numpy()
+    adjusted = np.zeros((n_hours, n_keys), dtype=bool)
+    adjusted[row, col] = hourly.get_column("is_quirk_adjusted").to_numpy()
+    out = matrix_to_long(
+        keys.select([*KEYS, "units", "source"]),
+        s_us,
+        {
+            "value": value,
+            "n_reported": count,
+            "is_duplicate_resolved": resolved,
+            "is_quirk_adjusted": adjusted,
+        },
+    )
+    return out.select(list(ALIGNED_SCHEMA)).cast(ALIGNED_SCHEMA)
+
+
+def _check_units(keys: pl.DataFrame) -> None:
+    clash = keys.filter(pl.col("units") != pl.col("_units_max"))
+    if clash.height:
+        row = clash.row(0, named=True)
+        raise ValueError(
+            f"align: region={row['region']!r} series={row['series']!r} arrives in several units "
+            f"(e.g. {row['units']!r} and {row['_units_max']!r}); convert to one unit in the "
+            f"parser before aligning ({clash.height} series affected)"
+        )
+
+
+def _resolve_duplicates(frame: pl.DataFrame, has_fetch: bool) -> pl.DataFrame:
+    """One row per reported interval (key, exact timestamp); see the module rules.
+
+    Only the duplicated intervals go through the ranking; the rest pass straight through.
+    """
+    key = ["_key", "_us"]
+    dup = frame.select(pl.struct(key).is_duplicated()).to_series()
+    single = frame.filter(~dup).select(
+        *key,
+        "value",
+        pl.lit(False).alias("is_duplicate_resolved"),
+        "is_quirk_adjusted",
+    )
+    if not dup.any():
+        return single
+    ranked = frame.filter(dup).with_columns(
+        # 0 = unmoved value, 1 = unmoved null, 2 = moved value, 3 = moved null
+        (
+            pl.col("is_quirk_adjusted").cast(pl.Int8) * 2 + pl.col("value").is_null().cast(pl.Int8)
+        ).alias("_rank"),
+        (
+            pl.col("fetched_at_utc").cast(TIME).dt.epoch("us").fill_null(-(2**62))
+            if has_fetch
+            else pl.lit(0, dtype=pl.Int64)
+        ).alias("_fetch"),
+    )
+    best = ranked.group_by(key).agg(
+        pl.col("value").drop_nulls().n_unique().alias("_n_distinct"),
+        pl.col("_rank").min().alias("_best_rank"),
+    )
+    ranked = ranked.join(best, on=key, how="left").filter(pl.col("_rank") == pl.col("_best_rank"))
+    latest = ranked.group_by(key).agg(pl.col("_fetch").max().alias("_best_fetch"))
+    ranked = ranked.join(latest, on=key, how="left").filter(
+        pl.col("_fetch") == pl.col("_best_fetch")
+    )
+    resolved = ranked.group_by(key).agg(
+        pl.col("value").mean(),
+        (pl.col("_n_distinct").first() > 1).alias("is_duplicate_resolved"),
+        pl.col("is_quirk_adjusted").any(),
+    )
+    return pl.concat([single, resolved.select(single.columns)])
+
+
+def _to_hours(intervals: pl.DataFrame) -> pl.DataFrame:
+    """Average sub-hourly intervals into their hour; hourly rows pass through unchanged."""
+    hour = pl.col("_us") - pl.col("_us") % HOUR_US
+    sub = intervals.select((pl.col("_us") % HOUR_US != 0).any()).item()
+    if not sub:
+        return intervals.select(
+            "_key",
+            pl.col("_us").alias("_hour"),
+            "value",
+            pl.col("value").is_not_null().cast(pl.Int32).alias("n_reported"),
+            "is_duplicate_resolved",
+            "is_quirk_adjusted",
+        )
+    return intervals.group_by("_key", hour.alias("_hour")).agg(
+        pl.col("value").mean(),
+        pl.col("value").count().cast(pl.Int32).alias("n_reported"),
+        pl.col("is_duplicate_resolved").any(),
+        pl.col("is_quirk_adjusted").any(),
+    )

@@ -1,0 +1,293 @@
+"""Screen and impute a window of aligned series; return only the target hours.
+
+Belongs here: the long-table entry point `clean`, its configuration (`CleaningConfig`: which
+series get which screens, their covariates, the thresholds) and the rules that tie `screen` and
+`impute` together. The numeric work is in those two modules.
+
+Which series get which screens (first matching rule wins, `DEFAULT_RULES`):
+
+- demand-like, strictly positive series (`demand`, `demand_forecast_da`, `net_generation`,
+  `caiso_load_*`): every Ruggles et al. (2020) screen, as in `screen.py`;
+- series that may legitimately be negative, zero or flat for hours (`generation_<fuel>`: solar
+  at night, nuclear outages; `total_interchange`, `interchange_to_*`: fixed schedules; `lmp*`:
+  negative prices and real spikes; weather): MISSING and physical bounds only (OUT_OF_BOUNDS).
+  Their bounds are sanity limits: EIA-930 ranges as in gridemissions' BasicCleaner
+  (generation >= -1000 MW, |interchange| <= 100 GW), LMP far outside the FERC Order 831 offer
+  caps, weather physically possible values. A spike screen for these series belongs with the
+  balance reconciliation (D = NG - TI), not here.
+
+Partition semantics. `clean(window, target_start, target_end)` screens and imputes the whole
+window and returns the target hours only. The screens' statistics reach 11 days each side
+(480 h medians, +-10-day template), the imputation 14 days (two-week analogs), so a daily
+partition should load `CleaningConfig.context_days` (21) days on each side; "global" screen
+statistics (the 10x-median cut, IQR_r) are then window statistics. The newest partitions have
+no right-hand context: they still compute (centred windows shrink to the rows present, gaps at
+the end are filled from the left edge and the candidates that need no future data), and their
+values can change when later days arrive and the partition is re-materialized. Rows of a
+target day depend only on the window's data, never on how it was split into partitions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from energy_assets.transform.grid import (
+    HOUR_US,
+    TIME,
+    TIME_COL,
+    as_utc,
+    check_time_column,
+    matrix_to_long,
+    require_columns,
+    to_matrix,
+)
+from energy_assets.transform.impute import METHODS, ImputeConfig, impute_matrix
+from energy_assets.transform.quirks import glob_to_regex
+from energy_assets.transform.screen import FLAGS, OKAY, RugglesThresholds, screen_bounds
+from energy_assets.transform.screen import screen_ruggles as _screen_ruggles
+
+CLEAN_SCHEMA = {
+    TIME_COL: TIME,
+    "region": pl.Utf8,
+    "series": pl.Utf8,
+    "value": pl.Float64,
+    "value_reported": pl.Float64,
+    "flag": pl.Utf8,
+    "method": pl.Utf8,
+    "is_observed": pl.Boolean,
+    "units": pl.Utf8,
+    "source": pl.Utf8,
+}
+
+
+class SeriesRule(BaseModel):
+    """How one family of series is screened and imputed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pattern: str = Field(description="series-name glob; `|` separates alternatives")
+    screen: Literal["ruggles", "bounds"] = Field(description="Ruggles screens or bounds only")
+    lower: float | None = Field(None, description="OUT_OF_BOUNDS below this (bounds screen)")
+    upper: float | None = Field(None, description="OUT_OF_BOUNDS above this (bounds screen)")
+    identical_run: int = Field(0, ge=0, description="bounds screen: flag n-th+ equal value")
+    positive: bool = Field(False, description="strictly positive: ratio covariate models")
+    covariates: tuple[str, ...] = Field(
+        (), description="same-region proxies (same quantity, e.g. the forecast) for imputing"
+    )
+    drivers: tuple[str, ...] = Field(
+        (), description="same-region drivers (e.g. temperature) correcting the analogs"
+    )
+    driver_base: float | None = Field(
+        18.0, description="drivers enter as |driver - base| (None: as they are)"
+    )
+    linear_max_gap_hours: int = Field(3, ge=0, description="gaps up to this: linear")
+
+
+DEFAULT_RULES: tuple[SeriesRule, ...] = (
+    SeriesRule(
+        pattern="demand",
+        screen="ruggles",
+        positive=True,
+        covariates=("demand_forecast_da",),
+        drivers=("temperature_2m",),
+        linear_max_gap_hours=0,
+    ),
+    SeriesRule(
+        pattern="demand_forecast_da",
+        screen="ruggles",
+        positive=True,
+        covariates=("demand",),
+        linear_max_gap_hours=0,
+    ),
+    SeriesRule(
+        pattern="net_generation",
+        screen="ruggles",
+        positive=True,
+        covariates=("demand",),
+        linear_max_gap_hours=0,
+    ),
+    SeriesRule(
+        pattern="caiso_load_actual",
+        screen="ruggles",
+        positive=True,
+        covariates=("caiso_load_forecast_dam",),
+        linear_max_gap_hours=0,
+    ),
+    SeriesRule(
+        pattern="caiso_load_forecast_*",
+        screen="ruggles",
+        positive=True,
+        covariates=("caiso_load_actual",),
+        linear_max_gap_hours=0,
+    ),
+    SeriesRule(pattern="generation_*", screen="bounds", lower=-1000.0, upper=200_000.0),
+    SeriesRule(
+        pattern="total_interchange|interchange_to_*",
+        screen="bounds",
+        lower=-100_000.0,
+        upper=100_000.0,
+    ),
+    SeriesRule(pattern="lmp|lmp_*", screen="bounds", lower=-5000.0, upper=20_000.0),
+    SeriesRule(
+        pattern="temperature_*|dew_point_*|apparent_temperature",
+        screen="bounds",
+        lower=-90.0,
+        upper=60.0,
+    ),
+    SeriesRule(pattern="relative_humidity_*|cloud_cover*", screen="bounds", lower=0.0, upper=100.0),
+    SeriesRule(pattern="wind_speed_*|wind_gusts_*", screen="bounds", lower=0.0, upper=500.0),
+    SeriesRule(
+        pattern="shortwave_radiation|direct_*|diffuse_*|global_tilted_*",
+        screen="bounds",
+        lower=0.0,
+        upper=1500.0,
+    ),
+    SeriesRule(pattern="*", screen="bounds"),
+)
+
+
+class CleaningConfig(BaseModel):
+    """Screening and imputation settings for `clean` (defaults: Ruggles et al. 2020)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rules: tuple[SeriesRule, ...] = Field(
+        DEFAULT_RULES, description="first rule whose pattern matches a series applies"
+    )
+    ruggles: RugglesThresholds = Field(default_factory=RugglesThresholds)
+    impute: ImputeConfig = Field(default_factory=ImputeConfig)
+    context_days: int = Field(
+        21, ge=0, description="days of context each side a daily partition should load"
+    )
+
+    def rule_index(self, series: pl.Series) -> pl.Series:
+        """Index of the first matching rule per series name (-1 if none matches)."""
+        out = pl.Series("rule", [-1] * series.len(), dtype=pl.Int32)
+        for i in reversed(range(len(self.rules))):
+            hit = series.str.contains(glob_to_regex(self.rules[i].pattern))
+            out = pl.select(pl.when(hit).then(pl.lit(i, pl.Int32)).otherwise(out)).to_series()
+        return out
+
+
+def clean(
+    aligned_window: pl.DataFrame,
+    target_start: datetime,
+    target_end: datetime,
+    config: CleaningConfig | None = None,
+) -> pl.DataFrame:
+    """Screen + impute the whole window; return rows for [target_start, target_end) only.
+
+    `aligned_window`: output of `align` for the target and its neighbouring days (columns
+    interval_start_utc, region, series, value, units, source; extra columns are ignored).
+    Returns one row per (region, series, hour) of the target range for every (region, series)
+    in the window, columns `CLEAN_SCHEMA`: `value` (filled, null only where unfillable),
+    `value_reported` (the aligned value), `flag` (OKAY, MISSING or the screen that rejected it),
+    `method` (observed, linear, blend, hold, unfilled), `is_observed` (flag == OKAY).
+    """
+    cfg = config or CleaningConfig()
+    target_start, target_end = (
+        as_utc(target_start, "target_start"),
+        as_utc(target_end, "target_end"),
+    )
+    if target_end <= target_start:
+        raise ValueError(
+            f"clean: target_end {target_end.isoformat()} must be after {target_start.isoformat()}"
+        )
+    require_columns(aligned_window, [TIME_COL, "region", "series", "value"], "clean input")
+    window = check_time_column(aligned_window, "clean input")
+    for col in ("units", "source"):
+        if col not in window.columns:
+            window = window.with_columns(pl.lit(None, pl.Utf8).alias(col))
+    keys, t0_us, _, mats = to_matrix(window, ["value"], span=(target_start, target_end))
+    x = mats["value"]
+    if keys.height == 0:
+        return pl.DataFrame(schema=CLEAN_SCHEMA)
+
+    rule_of = cfg.rule_index(keys.get_column("series")).to_numpy()
+    flags = _screen(x, rule_of, cfg)
+    y = np.where(flags == OKAY, x, np.nan)
+
+    rules = cfg.rules
+    positive = np.array([rules[r].positive if r >= 0 else False for r in rule_of])
+    linear_max = np.array([rules[r].linear_max_gap_hours if r >= 0 else 3 for r in rule_of])
+    covariates = _related(keys, y, rule_of, cfg, "covariates")
+    drivers = _related(keys, y, rule_of, cfg, "drivers")
+    bases = np.array(
+        [np.nan if r < 0 or rules[r].driver_base is None else rules[r].driver_base for r in rule_of]
+    )
+    drivers = [np.where(np.isnan(bases), z, np.abs(z - bases)) for z in drivers]
+    filled, methods = impute_matrix(y, covariates, positive, linear_max, cfg.impute, drivers)
+
+    r0 = (int(target_start.timestamp() * 1_000_000) - t0_us) // HOUR_US
+    r1 = (int(target_end.timestamp() * 1_000_000) - t0_us) // HOUR_US
+    out = matrix_to_long(
+        keys,
+        t0_us,
+        {"value": filled, "value_reported": x, "_flag": flags, "_method": methods},
+        rows=slice(r0, r1),
+    )
+    meta = (
+        window.sort(TIME_COL)
+        .group_by(["region", "series"])
+        .agg(pl.col("units").drop_nulls().first(), pl.col("source").drop_nulls().first())
+    )
+    out = out.with_columns(
+        pl.col("_flag").replace_strict(dict(enumerate(FLAGS)), return_dtype=pl.Utf8).alias("flag"),
+        pl.col("_method")
+        .replace_strict(dict(enumerate(METHODS)), return_dtype=pl.Utf8)
+        .alias("method"),
+        (pl.col("_flag") == int(OKAY)).alias("is_observed"),
+    ).join(meta, on=["region", "series"], how="left", maintain_order="left")
+    # to_matrix sorts keys and matrix_to_long emits key-major, time-minor: already sorted.
+    return out.select(list(CLEAN_SCHEMA)).cast(CLEAN_SCHEMA)
+
+
+def screen_matrix(x: np.ndarray, series: list[str], config: CleaningConfig | None = None):
+    """Flag codes for an hours x series matrix, each column screened by its series' rule."""
+    cfg = config or CleaningConfig()
+    rule_of = cfg.rule_index(pl.Series(series, dtype=pl.Utf8)).to_numpy()
+    return _screen(np.asarray(x, dtype=np.float64), rule_of, cfg)
+
+
+def _screen(x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig) -> np.ndarray:
+    flags = np.zeros(x.shape, dtype=np.int8)
+    ruggles = np.array([r >= 0 and cfg.rules[r].screen == "ruggles" for r in rule_of], dtype=bool)
+    if ruggles.any():
+        flags[:, ruggles] = _screen_ruggles(x[:, ruggles], cfg.ruggles)
+    for r in np.unique(rule_of[~ruggles]):  # one call per bounds rule, not per series
+        cols = (rule_of == r) & ~ruggles
+        rule = cfg.rules[r] if r >= 0 else SeriesRule(pattern="*", screen="bounds")
+        flags[:, cols] = screen_bounds(x[:, cols], rule.lower, rule.upper, rule.identical_run)
+    return flags
+
+
+def _related(
+    keys: pl.DataFrame,
+    y: np.ndarray,
+    rule_of: np.ndarray,
+    cfg: CleaningConfig,
+    field: Literal["covariates", "drivers"],
+) -> list[np.ndarray]:
+    """out[k][:, j]: screened values of the k-th `field` series of series j (same region)."""
+    regions = keys.get_column("region").to_list()
+    series = keys.get_column("series").to_list()
+    column_of = {(reg, ser): j for j, (reg, ser) in enumerate(zip(regions, series, strict=True))}
+    names = [getattr(cfg.rules[r], field) if r >= 0 else () for r in rule_of]
+    out = []
+    for k in range(max((len(n) for n in names), default=0)):  # one slot per position: a few
+        src = np.array(
+            [
+                column_of.get((regions[j], names[j][k]), -1) if k < len(names[j]) else -1
+                for j in range(len(names))
+            ]
+        )
+        cov = np.full_like(y, np.nan)
+        has = src >= 0
+        cov[:, has] = y[:, src[has]]
+        out.append(cov)
+    return out

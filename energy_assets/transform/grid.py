@@ -1,0 +1,241 @@
+"""The hourly UTC grid shared by every transform: time checks, long <-> matrix conversion.
+
+Belongs here: helpers that turn a long table (one row per key and hour) into a dense
+hours x series float matrix and back, and the checks on the platform's time column. The numeric
+cores (screens, imputation) work on these matrices because their statistics are column-wise
+rolling windows; the entry points in `align`, `clean` and `features` stay long-table in and out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+TIME = pl.Datetime("us", "UTC")
+TIME_COL = "interval_start_utc"
+HOUR = timedelta(hours=1)
+HOUR_US = 3_600_000_000
+
+
+def as_utc(value: datetime, name: str) -> datetime:
+    """A timezone-aware UTC datetime on the hour (partition bounds are whole hours)."""
+    if value.tzinfo is None:
+        raise ValueError(
+            f"{name}={value!r} is timezone-naive; pass an aware UTC datetime, "
+            f"e.g. datetime(2024, 1, 1, tzinfo=timezone.utc)"
+        )
+    if value.utcoffset() != timedelta(0):
+        raise ValueError(f"{name}={value.isoformat()} is not UTC; convert it with .astimezone(UTC)")
+    if value.minute or value.second or value.microsecond:
+        raise ValueError(
+            f"{name}={value.isoformat()} is not on the hour; partitions are whole hours"
+        )
+    return value
+
+
+def check_time_column(df: pl.DataFrame, what: str) -> pl.DataFrame:
+    """Cast `interval_start_utc` to Datetime(us, UTC); refuse naive or non-UTC timestamps."""
+    if TIME_COL not in df.columns:
+        raise ValueError(f"{what} has no `{TIME_COL}` column (columns: {df.columns})")
+    dtype = df.schema[TIME_COL]
+    if not isinstance(dtype, pl.Datetime):
+        raise ValueError(f"{what}.{TIME_COL} has dtype {dtype}; expected Datetime('us', 'UTC')")
+    if dtype.time_zone != "UTC":
+        raise ValueError(
+            f"{what}.{TIME_COL} has time zone {dtype.time_zone!r}; the platform is UTC: convert "
+            f"once in the parser (dt.convert_time_zone('UTC'))"
+        )
+    if dtype != TIME:
+        df = df.with_columns(pl.col(TIME_COL).cast(TIME))
+    return df
+
+
+def require_columns(df: pl.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing} (has {df.columns})")
+
+
+def hour_grid(start: datetime, end: datetime) -> pl.Series:
+    """Every hour in [start, end) as a TIME series."""
+    if end <= start:
+        return pl.Series(TIME_COL, [], dtype=TIME)
+    return (
+        pl.datetime_range(start, end - HOUR, interval="1h", eager=True, time_zone="UTC")
+        .alias(TIME_COL)
+        .cast(TIME)
+    )
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A dense hours x keys view of a long table.
+
+    `t0_us` is the first hour (microseconds since the epoch, UTC); row i is hour t0 + i h.
+    `keys` has one row per column of `values`, in column order.
+    """
+
+    t0_us: int
+    keys: pl.DataFrame
+    values: np.ndarray
+
+    @property
+    def n_hours(self) -> int:
+        return self.values.shape[0]
+
+    def times(self) -> pl.Series:
+        us = self.t0_us + np.arange(self.n_hours, dtype=np.int64) * HOUR_US
+        return pl.Series(TIME_COL, us).cast(TIME)
+
+    def row_of(self, when: datetime) -> int:
+        us = int(when.timestamp() * 1_000_000)
+        return (us - self.t0_us) // HOUR_US
+
+
+def to_matrix(
+    long: pl.DataFrame,
+    value_cols: list[str],
+    key_cols: tuple[str, ...] = ("region", "series"),
+    span: tuple[datetime, datetime] | None = None,
+) -> tuple[pl.DataFrame, int, int, dict[str, np.ndarray]]:
+    """Scatter a long table onto a dense grid: (keys, t0_us, n_hours, {value_col: matrix}).
+
+    The grid covers every hour from the earliest to the latest row, widened to `span` when given.
+    Nulls and absent hours become NaN. Duplicated (key, hour) rows are refused: `align` makes them
+    unique, so a duplicate here means the caller skipped it.
+    """
+    if long.height == 0 and span is None:
+        return long.select(key_cols).head(0), 0, 0, {c: np.empty((0, 0)) for c in value_cols}
+    keys = long.select(key_cols).unique().sort(list(key_cols))
+    keys = keys.with_row_index("_col")
+    us = long.get_column(TIME_COL).dt.epoch("us")
+    lo = us.min() if long.height else None
+    hi = us.max() if long.height else None
+    if span is not None:
+        s0 = int(span[0].timestamp() * 1_000_000)
+        s1 = int(span[1].timestamp() * 1_000_000) - HOUR_US
+        lo = s0 if lo is None else min(lo, s0)
+        hi = s1 if hi is None else max(hi, s1)
+    n_hours = int((hi - lo) // HOUR_US + 1) if lo is not None and hi >= lo else 0
+    if long.height and ((us - lo) % HOUR_US != 0).any():
+        raise ValueError(
+            "timestamps are not on whole hours; run `align` first (it averages sub-hourly rows)"
+        )
+    joined = long.join(keys, on=list(key_cols), how="left")
+    row = ((joined.get_column(TIME_COL).dt.epoch("us") - lo) // HOUR_US).to_numpy()
+    col = joined.get_column("_col").to_numpy()
+    flat = row.astype(np.int64) * max(keys.height, 1) + col
+    if len(flat) and np.bincount(flat, minlength=1).max() > 1:
+        raise ValueError(
+            "the table has duplicated (region, series, interval_start_utc) rows; pass it through "
+            "`align` (which resolves duplicates) before screening"
+        )
+    out = {}
+    for name in value_cols:
+        m = np.full((n_hours, keys.height), np.nan)
+        vals = joined.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
+        m[row, col] = vals
+        out[name] = m
+    return keys.drop("_col"), int(lo) if lo is not None else 0, n_hours, out
+
+
+def matrix_to_long(
+    keys: pl.DataFrame,
+    t0_us: int,
+    columns: dict[str, np.ndarray | pl.Series],
+    rows: slice | None = None,
+) -> pl.DataFrame:
+    """Gather matrices back into a long table: one row per (key, hour) in `rows`.
+
+    Values are column-major (all hours of key 0, then key 1, ...), so sorting by key then time
+    is free. NaN in float matrices become null.
+    """
+    first = next(iter(columns.values()))
+    n_hours = first.shape[0]
+    r0, r1 = (0, n_hours) if rows is None else (rows.start or 0, rows.stop or n_hours)
+    r0, r1 = max(r0, 0), min(r1, n_hours)
+    n = max(r1 - r0, 0)
+    n_keys = keys.height
+    us = t0_us + np.arange(r0, r1, dtype=np.int64) * HOUR_US
+    data: dict[str, pl.Series] = {}
+    for name in keys.columns:
+        data[name] = keys.get_column(name).gather(np.repeat(np.arange(n_keys), n))
+    data[TIME_COL] = pl.Series(TIME_COL, np.tile(us, n_keys)).cast(TIME)
+    for name, m in columns.items():
+        block = m[r0:r1]
+        flat = block.T.reshape(-1)
+        s = pl.Series(name, flat)
+        if s.dtype.is_float():
+            s = s.fill_nan(None)
+        data[name] = s
+    return pl.DataFrame(data).select([TIME_COL, *keys.columns, *columns.keys()])
+
+
+def rolling(
+    x: np.ndarray,
+    how: str,
+    window: int,
+    *,
+    center: bool = True,
+    min_samples: int = 1,
+    quantile: float | None = None,
+) -> np.ndarray:
+    """Column-wise rolling statistic of a float matrix with NaN as missing (pandas semantics).
+
+    Polars skips nulls inside the window and, for an even window centred, covers
+    [t - w/2, t + w/2 - 1], the same rows as pandas' `rolling(w, center=True)`.
+    """
+    if x.size == 0:
+        return x.copy()
+    cols = np.asfortranarray(x, dtype=np.float64)  # column slices become zero-copy Series
+    frame = pl.DataFrame([pl.Series(f"c{i}", cols[:, i]) for i in range(cols.shape[1])])
+    frame = frame.fill_nan(None)
+    if how == "median":
+        expr = pl.all().rolling_median(window, min_samples=min_samples, center=center)
+    elif how == "mean":
+        expr = pl.all().rolling_mean(window, min_samples=min_samples, center=center)
+    elif how == "std":
+        expr = pl.all().rolling_std(window, min_samples=min_samples, center=center)
+    elif how == "sum":
+        expr = pl.all().rolling_sum(window, min_samples=min_samples, center=center)
+    elif how == "max":
+        expr = pl.all().rolling_max(window, min_samples=min_samples, center=center)
+    elif how == "quantile":
+        assert quantile is not None
+        expr = pl.all().rolling_quantile(
+            quantile, "linear", window, min_samples=min_samples, center=center
+        )
+    else:
+        raise ValueError(f"unknown rolling statistic {how!r}")
+    out = frame.select(expr).to_numpy()
+    return np.asarray(out, dtype=np.float64)
+
+
+def shift_rows(x: np.ndarray, k: int) -> np.ndarray:
+    """x shifted down by k rows (row t holds x[t - k]); vacated rows are NaN."""
+    out = np.full_like(x, np.nan, dtype=np.float64)
+    if k == 0:
+        out[:] = x
+    elif 0 < k < len(x):
+        out[k:] = x[:-k]
+    elif -len(x) < k < 0:
+        out[:k] = x[-k:]
+    return out
+
+
+def same_hour_median(x: np.ndarray, days: int) -> np.ndarray:
+    """Median of x[t + 24 k] for k = -days..days (NaN skipped, out of range ignored).
+
+    Equal to a centred rolling median over days of each hour-of-window series, so it is one
+    rolling call on an (n_days, 24 * n_series) reshape instead of 2 * days + 1 shifted copies.
+    """
+    n, m = x.shape
+    n_days = -(-n // 24)
+    padded = np.full((n_days * 24, m), np.nan)
+    padded[:n] = x
+    by_day = padded.reshape(n_days, 24 * m)
+    med = rolling(by_day, "median", 2 * days + 1)
+    return med.reshape(n_days * 24, m)[:n]

@@ -1,0 +1,336 @@
+"""Gap filling on hours x series matrices: a locally weighted blend of seasonal and covariate
+predictions, anchored to the observed values at each gap's edges.
+
+Belongs here: the numeric imputation core and its configuration. Which cells are gaps (missing
+or flagged by `screen`), which covariates a series has, and the long-table entry point live in
+`clean`.
+
+Method ("blend"), per series, vectorised over hours and series:
+
+1. Candidate predictions, each defined wherever its inputs are:
+   - daily analog: mean of the same hour on the neighbouring days (t +- 24 h);
+   - weekly analog: mean of the same hour of the week, one and two weeks away;
+   - per covariate (a correlated series of the same region, e.g. the day-ahead demand forecast
+     for demand): the covariate times the median ratio series/covariate of the same hour over
+     +-7 days, and times the rolling median ratio over +-7 days (differences instead of ratios
+     for series that may be negative).
+2. Each candidate's local error is measured on the observed hours around the gap (centred
+   rolling mean over `error_window_hours`). For short gaps the error that matters is how smooth
+   the candidate's residual is across the gap (edge anchoring removes its level error), so
+   gaps of up to 12 h use |r(t) - (r(t-h) + r(t+h))/2| with h about half the gap length; longer
+   gaps use |r(t)|. Candidates are averaged with weights 1 / error^2.
+3. Anchoring: the blend's residuals at the last observed hour before and the first after the
+   gap are carried into it, linearly interpolated and decaying with distance
+   (`anchor_decay_hours`), so the filled curve meets the observations at both edges.
+
+Gaps up to `linear_max_gap_hours` (per series rule) use linear interpolation instead; a gap with
+no usable candidate falls back to linear interpolation between its edges, or to holding the
+single edge value when the gap touches the matrix edge. On the Ruggles et al. (2020) BAs the
+blend beats linear interpolation at every gap length, 1 h included (numbers:
+benchmarks/quality_ruggles.py), which is why demand-like series default to 0 here.
+
+Gaps at the matrix edge (the newest hours of the newest partition) have only a left anchor:
+their fill uses the candidates that need no future data and is revised when later days arrive.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from energy_assets.transform.grid import rolling, same_hour_median, shift_rows
+
+METHODS: tuple[str, ...] = ("observed", "linear", "blend", "hold", "unfilled")
+"""Provenance of a value; a method matrix holds their index (int8)."""
+M_OBSERVED, M_LINEAR, M_BLEND, M_HOLD, M_UNFILLED = (np.int8(i) for i in range(5))
+
+SHORT_GAP_HALF_WIDTHS = (1, 2, 3, 4, 6)
+"""Half-widths h for the short-gap smoothness error; longer gaps use the plain error."""
+LONG_GAP_HOURS = 12
+
+
+class ImputeConfig(BaseModel):
+    """Parameters of the blend imputation (defaults measured on the Ruggles BAs)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    daily_lags: int = Field(1, ge=0, description="daily analog uses t +- 24 k for k <= this")
+    weekly_lags: int = Field(2, ge=0, description="weekly analog uses t +- 168 k for k <= this")
+    ratio_days: int = Field(7, ge=1, description="covariate same-hour ratio over +- days")
+    ratio_window_hours: int = Field(336, ge=24, description="covariate level-ratio window")
+    error_window_hours: int = Field(168, ge=24, description="window of local candidate errors")
+    anchor_decay_hours: float = Field(24.0, gt=0, description="e-folding of edge residuals")
+    anchor_full_max_gap_hours: int = Field(
+        6, ge=0, description="gaps up to this keep undecayed edge residuals"
+    )
+    max_gap_hours: int | None = Field(
+        None, ge=1, description="gaps longer than this stay null (None: fill all fillable)"
+    )
+
+
+def method_names(codes: np.ndarray) -> np.ndarray:
+    return np.asarray(METHODS, dtype=object)[codes]
+
+
+def impute_matrix(
+    y: np.ndarray,
+    covariates: list[np.ndarray],
+    positive: np.ndarray,
+    linear_max_gap: np.ndarray,
+    config: ImputeConfig | None = None,
+    drivers: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the NaN cells of `y` (hours x series). Returns (filled values, method codes).
+
+    `covariates[k][:, j]` is the k-th proxy of series j: a series measuring nearly the same
+    quantity (the forecast of demand); all-NaN when j has none.
+    `drivers[k][:, j]`: the k-th driver of series j, already transformed so that y grows with it
+    (e.g. |temperature - 18 degC|); it corrects the daily and weekly analogs by the local
+    regression slope of y's change on the driver's change over the same lag.
+    `positive[j]`: series j is strictly positive (ratio models) rather than signed (differences).
+    `linear_max_gap[j]`: gaps of series j up to this many hours are linearly interpolated.
+    """
+    cfg = config or ImputeConfig()
+    y = np.asarray(y, dtype=np.float64)
+    n, m = y.shape
+    known = ~np.isnan(y)
+    methods = np.where(known, M_OBSERVED, M_UNFILLED).astype(np.int8)
+    out = y.copy()
+    if n == 0 or m == 0 or known.all():
+        return out, methods
+
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        left, right, gap_len = _gap_geometry(known)
+        gap = ~known & ((left >= 0) | (right < n))  # fillable: some observed anchor
+        if cfg.max_gap_hours is not None:
+            gap &= gap_len <= cfg.max_gap_hours
+        both = gap & (left >= 0) & (right < n)
+        linear = both & (gap_len <= np.asarray(linear_max_gap)[None, :])
+        blendable = gap & ~linear
+
+        cols = np.broadcast_to(np.arange(m), (n, m))
+        lin_values = _linear_fill(y, left, right, cols)
+        out[linear] = lin_values[linear]
+        methods[linear] = M_LINEAR
+
+        if blendable.any():
+            rows, cols_b, values = _blend_gaps(
+                y, blendable, left, right, gap_len, covariates, drivers or [], positive, cfg
+            )
+            ok = ~np.isnan(values)
+            out[rows[ok], cols_b[ok]] = values[ok]
+            methods[rows[ok], cols_b[ok]] = M_BLEND
+            # No usable candidate: linear between two edges, else hold the one edge.
+            rest = blendable.copy()
+            rest[rows[ok], cols_b[ok]] = False
+            lin = rest & both
+            out[lin] = lin_values[lin]
+            methods[lin] = M_LINEAR
+            hold = rest & ~both
+            edge = np.where(left >= 0, left, right)
+            out[hold] = y[edge[hold], cols[hold]]
+            methods[hold] = M_HOLD
+    return out, methods
+
+
+# ---------------------------------------------------------------------------- pieces
+
+
+def _gap_geometry(known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: row of the last known value at or before it (-1 if none), of the first at or
+    after it (n if none), and the length of the gap it is in (0 for known cells)."""
+    n = known.shape[0]
+    rows = np.arange(n)[:, None]
+    left = np.maximum.accumulate(np.where(known, rows, -1), axis=0)
+    right = np.minimum.accumulate(np.where(known, rows, n)[::-1], axis=0)[::-1]
+    gap_len = np.where(known, 0, right - left - 1)
+    return left, right, gap_len
+
+
+def _linear_fill(y: np.ndarray, left: np.ndarray, right: np.ndarray, cols: np.ndarray):
+    n = y.shape[0]
+    rows = np.arange(n)[:, None]
+    lv = y[np.clip(left, 0, n - 1), cols]
+    rv = y[np.clip(right, 0, n - 1), cols]
+    frac = (rows - left) / np.maximum(right - left, 1)
+    return lv + (rv - lv) * frac
+
+
+def _nanmean_stack(arrays: list[np.ndarray]) -> np.ndarray:
+    total = np.zeros_like(arrays[0])
+    count = np.zeros_like(arrays[0])
+    for a in arrays:
+        ok = ~np.isnan(a)
+        total += np.where(ok, a, 0.0)
+        count += ok
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _candidates(
+    y: np.ndarray,
+    covariates: list[np.ndarray],
+    positive: np.ndarray,
+    cfg: ImputeConfig,
+    drivers: list[np.ndarray],
+) -> list[np.ndarray]:
+    out = []
+    if cfg.daily_lags:
+        ks = [k for k in range(1, cfg.daily_lags + 1)]
+        out.append(_nanmean_stack([shift_rows(y, s * 24 * k) for k in ks for s in (1, -1)]))
+    if cfg.weekly_lags:
+        ks = [k for k in range(1, cfg.weekly_lags + 1)]
+        out.append(_nanmean_stack([shift_rows(y, s * 168 * k) for k in ks for s in (1, -1)]))
+    pos = np.asarray(positive, dtype=bool)[None, :]
+    for cov in covariates:
+        if np.isnan(cov).all():
+            continue
+        usable = pos & (cov > 0)
+        link = np.where(pos, y / np.where(usable, cov, np.nan), y - cov)
+        same_hour = same_hour_median(link, cfg.ratio_days)
+        level = rolling(link, "median", cfg.ratio_window_hours)
+        for k in (same_hour, level):
+            out.append(np.where(pos, cov * k, cov + k))
+    for z in drivers:
+        if np.isnan(z).all():
+            continue
+        for lag in (24, 168):
+            out.append(_nanmean_stack([_driven_analog(y, z, s * lag, cfg) for s in (1, -1)]))
+    return out
+
+
+def _driven_analog(y: np.ndarray, z: np.ndarray, lag: int, cfg: ImputeConfig) -> np.ndarray:
+    """y[t - lag] + b (z[t] - z[t - lag]), b the local least-squares slope of the lagged
+    changes of y on those of z (rolling over `ratio_window_hours`, through the origin)."""
+    dy = y - shift_rows(y, lag)
+    dz = z - shift_rows(z, lag)
+    both = ~np.isnan(dy) & ~np.isnan(dz)
+    sxy = rolling(np.where(both, dy * dz, np.nan), "mean", cfg.ratio_window_hours)
+    sxx = rolling(np.where(both, dz * dz, np.nan), "mean", cfg.ratio_window_hours)
+    slope = _spread_into_gaps(np.where(sxx > 0, sxy / sxx, np.nan))
+    return shift_rows(y, lag) + slope * dz
+
+
+def _bucket_of(gap_len: np.ndarray) -> np.ndarray:
+    """Index into (*SHORT_GAP_HALF_WIDTHS, long): the half-width nearest to half the gap."""
+    half = np.ceil(gap_len / 2.0)
+    widths = np.asarray(SHORT_GAP_HALF_WIDTHS)
+    nearest = np.abs(half[..., None] - widths).argmin(axis=-1)
+    return np.where(gap_len > LONG_GAP_HOURS, len(widths), nearest)
+
+
+def _blend_gaps(
+    y: np.ndarray,
+    blendable: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    gap_len: np.ndarray,
+    covariates: list[np.ndarray],
+    drivers: list[np.ndarray],
+    positive: np.ndarray,
+    cfg: ImputeConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blend + anchor for every blendable cell: (rows, columns, values), NaN = no candidate.
+
+    Whole-matrix work (candidates, rolling errors) runs only on the columns that have such
+    gaps; the blend itself is evaluated at the gap cells and their two anchors only.
+    """
+    n = y.shape[0]
+    cols_any = np.flatnonzero(blendable.any(axis=0))
+    sub = y[:, cols_any]
+    candidates = _candidates(
+        sub,
+        [c[:, cols_any] for c in covariates],
+        np.asarray(positive, dtype=bool)[cols_any],
+        cfg,
+        [d[:, cols_any] for d in drivers],
+    )
+    r, c = np.nonzero(blendable[:, cols_any])
+    lo, hi = left[r, cols_any[c]], right[r, cols_any[c]]
+    length = gap_len[r, cols_any[c]]
+    bucket = _bucket_of(length)
+    values = np.full(len(r), np.nan)
+    for b, half in enumerate((*SHORT_GAP_HALF_WIDTHS, None)):
+        sel = np.flatnonzero(bucket == b)
+        if not sel.size:
+            continue
+        used, pos = np.unique(c[sel], return_inverse=True)
+        rs, ls, hs = r[sel], lo[sel], hi[sel]
+        has_l, has_r = ls >= 0, hs < n
+        li, hi_ = np.clip(ls, 0, n - 1), np.clip(hs, 0, n - 1)
+        acc = {k: np.zeros(sel.size) for k in ("num", "den", "num_l", "den_l", "num_r", "den_r")}
+        for pred in candidates:
+            p = pred[:, used]
+            resid = sub[:, used] - p
+            if half is not None:  # short gaps: how smooth the residual is across the gap
+                resid = resid - (shift_rows(resid, half) + shift_rows(resid, -half)) / 2
+            local = rolling(np.abs(resid), "mean", cfg.error_window_hours)
+            err_l = np.where(has_l, local[li, pos], np.nan)
+            err_r = np.where(has_r, local[hi_, pos], np.nan)
+            err = np.where(
+                np.isnan(err_l), err_r, np.where(np.isnan(err_r), err_l, (err_l + err_r) / 2)
+            )
+            # The gap's weights come from its two edges; each edge's blend uses its own.
+            weights = {"": err, "_l": err_l, "_r": err_r}
+            for key, at in (("", rs), ("_l", li), ("_r", hi_)):
+                val = p[at, pos]
+                weight = 1.0 / (weights[key] ** 2 + 1e-12)
+                ok = ~np.isnan(val) & ~np.isnan(weight)
+                acc["num" + key] += np.where(ok, weight * val, 0.0)
+                acc["den" + key] += np.where(ok, weight, 0.0)
+        blend = {
+            k: np.where(
+                acc["den" + k] > 0, acc["num" + k] / np.maximum(acc["den" + k], 1e-300), np.nan
+            )
+            for k in ("", "_l", "_r")
+        }
+        col_y = cols_any[c[sel]]
+        res_l = np.where(has_l, y[li, col_y] - blend["_l"], np.nan)
+        res_r = np.where(has_r, y[hi_, col_y] - blend["_r"], np.nan)
+        values[sel] = blend[""] + _edge_correction(
+            rs, ls, hs, has_l, has_r, res_l, res_r, length[sel], cfg
+        )
+    return r, cols_any[c], values
+
+
+def _edge_correction(
+    rows: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    has_l: np.ndarray,
+    has_r: np.ndarray,
+    res_l: np.ndarray,
+    res_r: np.ndarray,
+    length: np.ndarray,
+    cfg: ImputeConfig,
+) -> np.ndarray:
+    """The blend's residuals at the gap edges, interpolated across the gap; faded with
+    distance in long gaps."""
+    dl = (rows - left).astype(np.float64)
+    dr = (right - rows).astype(np.float64)
+    span = np.where(has_l & has_r, dl + dr, 1.0)
+    wl = np.where(has_r, dr / span, 1.0)
+    wr = np.where(has_l, dl / span, 1.0)
+    # Short gaps keep the full edge residuals (the blend's level error is what they remove);
+    # long ones let them fade, as the edges say little about the middle of a long gap.
+    fade = length > cfg.anchor_full_max_gap_hours
+    wl = np.where(fade, wl * np.exp(-dl / cfg.anchor_decay_hours), wl)
+    wr = np.where(fade, wr * np.exp(-dr / cfg.anchor_decay_hours), wr)
+    wl = np.where(np.isnan(res_l), 0.0, wl)
+    wr = np.where(np.isnan(res_r), 0.0, wr)
+    return wl * np.nan_to_num(res_l) + wr * np.nan_to_num(res_r)
+
+
+def _spread_into_gaps(a: np.ndarray) -> np.ndarray:
+    """Fill NaN runs with the mean of the nearest values on each side (or the one side)."""
+    known = ~np.isnan(a)
+    if known.all():
+        return a
+    n = a.shape[0]
+    left, right, _ = _gap_geometry(known)
+    cols = np.broadcast_to(np.arange(a.shape[1]), a.shape)
+    lv = np.where(left >= 0, a[np.clip(left, 0, n - 1), cols], np.nan)
+    rv = np.where(right < n, a[np.clip(right, 0, n - 1), cols], np.nan)
+    return np.where(known, a, _nanmean_stack([lv, rv]))

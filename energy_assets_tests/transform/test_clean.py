@@ -1,0 +1,207 @@
+"""clean(): screening + imputation of a window, provenance, and daily-partition semantics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from energy_assets.transform.clean import CLEAN_SCHEMA, CleaningConfig, SeriesRule, clean
+from energy_assets.transform.impute import ImputeConfig, impute_matrix
+from energy_assets_tests.transform.synth import START, demand_matrix, long_table
+
+DAY = timedelta(days=1)
+N_DAYS = 50
+TARGET = START + timedelta(days=25)
+
+
+def _window(values: dict[tuple[str, str], np.ndarray]) -> pl.DataFrame:
+    return long_table(values)
+
+
+def _demand_and_forecast(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    x = demand_matrix(24 * N_DAYS, 2, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    level = 1 + 0.08 * np.repeat(rng.normal(size=N_DAYS), 24)  # day-to-day weather swings
+    demand = x[:, 0] * level
+    forecast = demand * (1.02 + rng.normal(0, 0.01, size=demand.size))
+    return demand, forecast
+
+
+def _rows(out: pl.DataFrame, series: str) -> pl.DataFrame:
+    return out.filter(pl.col("series") == series).sort("interval_start_utc")
+
+
+def test_clean_returns_only_the_target_rows_with_the_contract_schema() -> None:
+    d, f = _demand_and_forecast()
+    out = clean(
+        _window({("AAA", "demand"): d, ("AAA", "demand_forecast_da"): f}), TARGET, TARGET + DAY
+    )
+    assert out.schema == pl.Schema(CLEAN_SCHEMA)
+    assert out.height == 2 * 24
+    assert out.get_column("interval_start_utc").min() == TARGET
+    assert out.get_column("interval_start_utc").max() == TARGET + timedelta(hours=23)
+    assert (out.get_column("method") == "observed").all()
+    assert out.get_column("value").equals(out.get_column("value_reported"))
+    assert set(out.get_column("units")) == {"MW"} and set(out.get_column("source")) == {"eia930"}
+
+
+def test_clean_fills_gaps_and_keeps_the_reported_value_and_flag() -> None:
+    d, f = _demand_and_forecast()
+    t0 = 24 * 25
+    d[t0 + 2 : t0 + 12] = np.nan  # a 10 h gap
+    d[t0 + 15] = 0.0  # NEG_OR_ZERO
+    out = _rows(
+        clean(
+            _window({("AAA", "demand"): d, ("AAA", "demand_forecast_da"): f}), TARGET, TARGET + DAY
+        ),
+        "demand",
+    )
+    assert out.get_column("value").null_count() == 0
+    gap = out.slice(2, 10)
+    assert set(gap.get_column("flag")) == {"MISSING"}
+    assert set(gap.get_column("method")) == {"blend"}
+    assert gap.get_column("value_reported").null_count() == 10
+    assert not gap.get_column("is_observed").any()
+    bad = out.row(15, named=True)
+    assert bad["flag"] == "NEG_OR_ZERO" and bad["value_reported"] == 0.0
+    assert bad["value"] > 0 and not bad["is_observed"] and bad["method"] == "blend"
+    ok = out.filter(pl.col("is_observed"))
+    assert (ok.get_column("method") == "observed").all()
+    assert ok.get_column("value").equals(ok.get_column("value_reported"))
+
+
+def test_clean_short_gaps_linear_long_gaps_blend_when_configured() -> None:
+    d, _ = _demand_and_forecast()
+    t0 = 24 * 25
+    d[t0 + 3 : t0 + 6] = np.nan  # 3 h
+    d[t0 + 10 : t0 + 14] = np.nan  # 4 h
+    rule = SeriesRule(pattern="demand", screen="ruggles", positive=True, linear_max_gap_hours=3)
+    cfg = CleaningConfig(rules=(rule,))
+    out = _rows(clean(_window({("AAA", "demand"): d}), TARGET, TARGET + DAY, cfg), "demand")
+    methods = out.get_column("method").to_list()
+    assert methods[3:6] == ["linear"] * 3
+    assert methods[10:14] == ["blend"] * 4
+    lin = out.get_column("value").to_numpy()[2:7]
+    assert np.allclose(np.diff(lin), (lin[-1] - lin[0]) / 4)  # straight line between the edges
+
+
+def test_clean_series_without_any_value_stays_null_and_says_unfilled() -> None:
+    d, _ = _demand_and_forecast()
+    empty = np.full_like(d, np.nan)
+    out = clean(_window({("AAA", "demand"): d, ("BBB", "demand"): empty}), TARGET, TARGET + DAY)
+    bbb = out.filter(pl.col("region") == "BBB")
+    assert bbb.get_column("value").null_count() == 24
+    assert set(bbb.get_column("method")) == {"unfilled"}
+    assert set(bbb.get_column("flag")) == {"MISSING"}
+
+
+def test_clean_signed_series_get_bounds_only() -> None:
+    rng = np.random.default_rng(3)
+    ti = rng.normal(0, 500, 24 * N_DAYS)
+    ti[24 * 25 : 24 * 25 + 4] = ti[24 * 25]  # a flat schedule is legitimate here
+    ti[24 * 25 + 10] = 0.0
+    ti[24 * 25 + 12] = 5e6  # beyond any physical interchange
+    out = clean(_window({("AAA", "total_interchange"): ti}), TARGET, TARGET + DAY)
+    flags = out.sort("interval_start_utc").get_column("flag").to_list()
+    assert flags[12] == "OUT_OF_BOUNDS"
+    assert flags[:12] == ["OKAY"] * 12 and flags[13:] == ["OKAY"] * 11
+
+
+def test_clean_forecast_covariate_improves_a_day_long_gap() -> None:
+    d, f = _demand_and_forecast(seed=5)
+    truth = d.copy()
+    t0 = 24 * 25
+    d[t0 : t0 + 24] = np.nan
+    values = {("AAA", "demand"): d, ("AAA", "demand_forecast_da"): f}
+    with_cov = _rows(clean(_window(values), TARGET, TARGET + DAY), "demand")
+    without = _rows(clean(_window({("AAA", "demand"): d}), TARGET, TARGET + DAY), "demand")
+    target = truth[t0 : t0 + 24]
+    err_with = np.mean(np.abs(with_cov.get_column("value").to_numpy() - target) / target)
+    err_without = np.mean(np.abs(without.get_column("value").to_numpy() - target) / target)
+    assert err_with < 0.5 * err_without
+    assert err_with < 0.03
+
+
+def test_impute_temperature_driver_improves_a_week_long_gap() -> None:
+    rng = np.random.default_rng(1)
+    n, h = 24 * 60, np.arange(24 * 60)
+    front = np.convolve(np.cumsum(rng.normal(0, 0.6, n)), np.ones(48) / 48, "same")
+    temp = 15 + 8 * np.sin(2 * np.pi * h / 24 - 2) + 2 * front
+    y = 1000 + 200 * np.sin(2 * np.pi * (h % 24) / 24) + 25 * np.abs(temp - 18)
+    y = (y + rng.normal(0, 5, n))[:, None]
+    gap = y.copy()
+    gap[700:868] = np.nan
+    args = ([], np.array([True]), np.array([0]), ImputeConfig())
+    plain, _ = impute_matrix(gap, *args)
+    driven, _ = impute_matrix(gap, *args, drivers=[np.abs(temp - 18)[:, None]])
+    mape = lambda v: np.mean(np.abs(v[700:868] - y[700:868]) / y[700:868])  # noqa: E731
+    assert mape(driven) < 0.5 * mape(plain)
+
+
+def test_impute_blend_beats_linear_on_long_gaps() -> None:
+    y = demand_matrix(24 * 60, 4, seed=7)
+    gap = y.copy()
+    for j, s in enumerate([300, 500, 700, 900]):
+        gap[s : s + 48, j] = np.nan
+    mask = np.isnan(gap)
+    blend, methods = impute_matrix(gap, [], np.ones(4, bool), np.zeros(4, int))
+    linear, _ = impute_matrix(gap, [], np.ones(4, bool), np.full(4, 10**6))
+    assert (methods[mask] == 2).all()
+    err = lambda v: np.mean(np.abs(v[mask] - y[mask]) / y[mask])  # noqa: E731
+    assert err(blend) < 0.25 * err(linear)
+
+
+def test_clean_target_rows_match_a_much_longer_window() -> None:
+    # A daily partition loads +-context_days; the result must agree with screening everything.
+    n_days = 100
+    x = demand_matrix(24 * n_days, 3, seed=11)
+    x[24 * 50 + 5, 0] = 0.0
+    x[24 * 50 + 9 : 24 * 50 + 20, 1] = np.nan
+    x[24 * 49 + 20, 2] *= 2.5
+    long = long_table(
+        {("R0", "demand"): x[:, 0], ("R1", "demand"): x[:, 1], ("R2", "demand"): x[:, 2]}
+    )
+    day = START + timedelta(days=50)
+    ctx = timedelta(days=CleaningConfig().context_days)
+    win = long.filter(
+        pl.col("interval_start_utc").is_between(day - ctx, day + DAY + ctx, closed="left")
+    )
+    a = clean(win, day - DAY, day + DAY)
+    b = clean(long, day - DAY, day + DAY)
+    assert a.get_column("flag").equals(b.get_column("flag"))
+    assert set(a.get_column("flag")) >= {"NEG_OR_ZERO", "MISSING", "LOCAL_DEM_UP"}
+    va, vb = a.get_column("value").to_numpy(), b.get_column("value").to_numpy()
+    assert np.allclose(va, vb, rtol=5e-3)
+
+
+def test_clean_newest_partition_without_right_context_still_fills() -> None:
+    d, f = _demand_and_forecast()
+    end = 24 * 30
+    d[end - 5 : end] = np.nan  # the last hours have not arrived yet
+    values = {("AAA", "demand"): d[:end], ("AAA", "demand_forecast_da"): f[:end]}
+    day = START + timedelta(days=29)
+    out = _rows(clean(_window(values), day, day + DAY), "demand")
+    assert out.height == 24 and out.get_column("value").null_count() == 0
+    tail = out.tail(5)
+    assert set(tail.get_column("method")) == {"blend"}
+    rel = np.abs(tail.get_column("value").to_numpy() / d[end - 6] - 1)
+    assert (rel < 0.5).all()
+
+
+def test_clean_target_outside_the_window_yields_missing_rows() -> None:
+    d, _ = _demand_and_forecast()
+    later = START + timedelta(days=N_DAYS + 3)
+    out = clean(_window({("AAA", "demand"): d}), later, later + DAY)
+    assert out.height == 24
+    assert set(out.get_column("flag")) == {"MISSING"}
+
+
+def test_clean_validates_its_input() -> None:
+    with pytest.raises(ValueError, match="lacks columns"):
+        clean(pl.DataFrame({"region": ["A"]}), TARGET, TARGET + DAY)
+    d, _ = _demand_and_forecast()
+    with pytest.raises(ValueError, match="must be after"):
+        clean(_window({("AAA", "demand"): d}), TARGET, TARGET)
