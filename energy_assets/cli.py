@@ -139,8 +139,13 @@ def materialize_range(
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             step.seconds = time.perf_counter() - tick
-            for event in result.get_asset_materialization_events():
-                metadata = event.step_materialization_data.materialization.metadata
+            # A ranged run records one materialization per partition, each carrying the
+            # output's metadata for the whole range: count each asset once.
+            per_asset = {
+                e.asset_key: e.step_materialization_data.materialization.metadata
+                for e in result.get_asset_materialization_events()
+            }
+            for metadata in per_asset.values():
                 step.rows += int(getattr(metadata.get("dagster/row_count"), "value", 0) or 0)
                 step.bytes_written += int(getattr(metadata.get("bytes_written"), "value", 0) or 0)
             step.checks_failed = [
