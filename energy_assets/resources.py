@@ -68,6 +68,12 @@ class SourcesResource(ConfigurableResource):
             raise ValueError(f"world must be synthetic, ruggles or gridemissions, not {value!r}")
         return value
 
+    @property
+    def carries_reporting_quirks(self) -> bool:
+        """Real EIA data carries the documented reporting quirks (transform/data/quirks.csv);
+        the synthetic world does not, so fixing them there would break correct data."""
+        return not (self.mode == "offline" and self.world == "synthetic")
+
     # --- lifecycle -----------------------------------------------------------------------
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.mode == "offline":

@@ -11,8 +11,10 @@ from dagster import (
 
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
+from energy_assets.resources import SourcesResource
 from energy_assets.sources.registry import SOURCES
 from energy_assets.transform.align import align
+from energy_assets.transform.quirks import empty_quirks
 
 # One day each side: a quirk-table time shift can move rows across midnight.
 NEIGHBOURS = TimeWindowPartitionMapping(
@@ -39,7 +41,10 @@ NEIGHBOURS = TimeWindowPartitionMapping(
     "averaged, per-BA quirks applied, missing hours present as nulls.",
 )
 @observed
-def aligned_series(context: AssetExecutionContext, **raw: pl.DataFrame) -> pl.DataFrame:
+def aligned_series(
+    context: AssetExecutionContext, sources: SourcesResource, **raw: pl.DataFrame
+) -> pl.DataFrame:
     start, end = context.partition_time_window
     rows = pl.concat([frame.drop("copy_index") for frame in raw.values()], how="vertical")
-    return align(rows, start, end)
+    quirks = None if sources.carries_reporting_quirks else empty_quirks()
+    return align(rows, start, end, quirks=quirks)

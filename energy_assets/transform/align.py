@@ -42,7 +42,7 @@ from energy_assets.transform.grid import (
     matrix_to_long,
     require_columns,
 )
-from energy_assets.transform.quirks import apply_quirks, load_quirks
+from energy_assets.transform.quirks import encode, load_quirks, quirk_effects
 
 RAW_COLUMNS = [TIME_COL, "region", "series", "value", "units", "source"]
 ALIGNED_SCHEMA = {
@@ -78,34 +78,45 @@ def align(
     require_columns(raw, RAW_COLUMNS, "align input")
     raw = check_time_column(raw, "align input")
     has_fetch = "fetched_at_utc" in raw.columns
-    cols = RAW_COLUMNS + (["fetched_at_utc"] if has_fetch else [])
-    frame = raw.select(cols).with_columns(
-        pl.col("region", "series", "units", "source").cast(pl.Utf8),
-        pl.col("value").cast(pl.Float64).fill_nan(None),
-    )
-    frame = frame.filter(pl.col(TIME_COL).is_not_null())
-    table = load_quirks() if quirks is None else quirks
-    frame = apply_quirks(frame, table)
-    # Integer keys and times from here on: grouping 2-string keys is what makes naive code slow.
-    keys = (
-        frame.group_by(KEYS)
-        .agg(
-            pl.col("units").drop_nulls().min(),
-            pl.col("units").drop_nulls().max().alias("_units_max"),
-            pl.col("source").drop_nulls().min(),
+    raw = raw.filter(pl.col(TIME_COL).is_not_null())
+    unnamed = raw.select((pl.col("region").is_null() | pl.col("series").is_null()).sum()).item()
+    if unnamed:
+        raise ValueError(
+            f"align input has {unnamed} rows without a region or series; the parser must name "
+            f"every row (EIA respondent / CAISO area / weather point and a series name)"
         )
-        .sort(KEYS)
-        .with_row_index("_key")
-    )
-    _check_units(keys)
+    table = load_quirks() if quirks is None else quirks
+
+    # Encode once: strings become small integer codes (sorted, so key order = name order);
+    # grouping and hashing 2-string keys is what makes naive code slow and memory-hungry.
+    regions, r_code = encode(raw.get_column("region").cast(pl.Utf8))
+    series, s_code = encode(raw.get_column("series").cast(pl.Utf8))
+    units, u_code = encode(raw.get_column("units").cast(pl.Utf8))
+    sources, o_code = encode(raw.get_column("source").cast(pl.Utf8))
+    reported = raw.get_column(TIME_COL).dt.epoch("us").to_numpy()
+    fx = quirk_effects(reported, r_code, s_code, regions, series, table)
+    us = reported + fx.shift_us
+    combo = r_code * (len(series) + 1) + s_code
+    present = np.flatnonzero(np.bincount(combo, minlength=(len(regions) + 1) * (len(series) + 1)))
+    key_of = np.full((len(regions) + 1) * (len(series) + 1), -1, dtype=np.int64)
+    key_of[present] = np.arange(len(present))
+    key = key_of[combo]
+    keys = _key_table(present, key, u_code, o_code, regions, series, units, sources)
+
     s_us = int(start.timestamp() * 1_000_000)
     e_us = int(end.timestamp() * 1_000_000)
-    frame = (
-        frame.join(keys.select([*KEYS, "_key"]), on=KEYS, how="left")
-        .with_columns(pl.col(TIME_COL).dt.epoch("us").alias("_us"))
-        .filter((pl.col("_us") >= s_us) & (pl.col("_us") < e_us))
-        .drop(KEYS)
+    inside = (us >= s_us) & (us < e_us)
+    frame = pl.DataFrame(
+        {
+            "_key": key[inside],
+            "_us": us[inside],
+            "value": raw.get_column("value").cast(pl.Float64).fill_nan(None).filter(inside)
+            * pl.Series(fx.factor[inside]),
+            "is_quirk_adjusted": fx.touched[inside],
+        }
     )
+    if has_fetch:
+        frame = frame.with_columns(raw.get_column("fetched_at_utc").filter(inside))
     intervals = _resolve_duplicates(frame, has_fetch)
     hourly = _to_hours(intervals)
 
@@ -121,7 +132,7 @@ def align(
     adjusted = np.zeros((n_hours, n_keys), dtype=bool)
     adjusted[row, col] = hourly.get_column("is_quirk_adjusted").to_numpy()
     out = matrix_to_long(
-        keys.select([*KEYS, "units", "source"]),
+        keys,
         s_us,
         {
             "value": value,
@@ -131,6 +142,45 @@ def align(
         },
     )
     return out.select(list(ALIGNED_SCHEMA)).cast(ALIGNED_SCHEMA)
+
+
+def _key_table(
+    present: np.ndarray,
+    key: np.ndarray,
+    u_code: np.ndarray,
+    o_code: np.ndarray,
+    regions: list[str],
+    series: list[str],
+    units: list[str],
+    sources: list[str],
+) -> pl.DataFrame:
+    """One row per (region, series) in key order with its units and source; refuses a series
+    reported in several units."""
+    per_key = (
+        pl.DataFrame({"_key": key, "u": u_code, "o": o_code})
+        .group_by("_key")
+        .agg(
+            pl.col("u").filter(pl.col("u") < len(units)).min().alias("u_min"),
+            pl.col("u").filter(pl.col("u") < len(units)).max().alias("u_max"),
+            pl.col("o").filter(pl.col("o") < len(sources)).min().alias("o_min"),
+        )
+        .sort("_key")
+    )
+    n_series = len(series) + 1
+    names_r = [*regions, None]
+    names_s = [*series, None]
+    table = pl.DataFrame(
+        {
+            "region": [names_r[c // n_series] for c in present],
+            "series": [names_s[c % n_series] for c in present],
+            "units": [None if u is None else units[u] for u in per_key["u_min"].to_list()],
+            "source": [None if o is None else sources[o] for o in per_key["o_min"].to_list()],
+            "_units_max": [None if u is None else units[u] for u in per_key["u_max"].to_list()],
+        },
+        schema={c: pl.Utf8 for c in ("region", "series", "units", "source", "_units_max")},
+    )
+    _check_units(table)
+    return table.drop("_units_max")
 
 
 def _check_units(keys: pl.DataFrame) -> None:
@@ -150,7 +200,14 @@ def _resolve_duplicates(frame: pl.DataFrame, has_fetch: bool) -> pl.DataFrame:
     Only the duplicated intervals go through the ranking; the rest pass straight through.
     """
     key = ["_key", "_us"]
-    dup = frame.select(pl.struct(key).is_duplicated()).to_series()
+    lo, hi = frame.select(pl.col("_us").min().alias("lo"), pl.col("_us").max().alias("hi")).row(0)
+    span = 0 if lo is None else hi - lo + 1
+    n_keys = 0 if frame.height == 0 else frame.get_column("_key").max() + 1
+    if span * n_keys < 2**62:  # one int64 per interval hashes far cheaper than a struct
+        packed = pl.col("_key").cast(pl.Int64) * span + (pl.col("_us") - (lo or 0))
+        dup = frame.select(packed.is_duplicated()).to_series()
+    else:
+        dup = frame.select(pl.struct(key).is_duplicated()).to_series()
     single = frame.filter(~dup).select(
         *key,
         "value",

@@ -2,8 +2,10 @@
 
 Belongs here: anything derived from a timestamp alone (no measured data). Holidays are computed
 from their statutory rules (5 U.S.C. 6103) for the years a frame spans, vectorised over years,
-so no holiday package is needed. Regions map to IANA time zones through
-`data/region_timezones.csv` (glob patterns, first match wins); a region with no match keeps UTC.
+so no holiday package is needed. Regions map to IANA time zones: EIA balancing authorities through
+the packaged BA table (`sources/data/balancing_authorities.csv`, the one place BA facts live),
+other regions (CAISO TAC areas and hubs, Canadian and Mexican BAs) through the glob patterns of
+`data/region_timezones.csv`; a region matching neither keeps UTC.
 """
 
 from __future__ import annotations
@@ -93,15 +95,26 @@ def _timezone_rules() -> tuple[tuple[str, str], ...]:
     return tuple(zip(table["region"].to_list(), table["timezone"].to_list(), strict=True))
 
 
+@lru_cache(maxsize=1)
+def _ba_timezones() -> dict[str, str]:
+    from energy_assets.sources.balancing_authorities import load_balancing_authorities
+
+    table = load_balancing_authorities()
+    return dict(zip(table["code"].to_list(), table["timezone"].to_list(), strict=True))
+
+
 def region_timezones(regions: list[str], overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """IANA time zone per region: `overrides` first, then the table's patterns, else "UTC"."""
+    """IANA time zone per region: `overrides`, then the BA table, then the patterns, else UTC."""
     rules = _timezone_rules()
+    bas = _ba_timezones()
     out = {}
-    for region in regions:
+    for region in regions:  # a few hundred names at most
         if overrides and region in overrides:
             out[region] = overrides[region]
-            continue
-        out[region] = next((tz for pat, tz in rules if fnmatch.fnmatchcase(region, pat)), "UTC")
+        elif region in bas:
+            out[region] = bas[region]
+        else:
+            out[region] = next((tz for pat, tz in rules if fnmatch.fnmatchcase(region, pat)), "UTC")
     return out
 
 

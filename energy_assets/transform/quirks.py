@@ -28,6 +28,7 @@ missing and are imputed downstream).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -139,59 +140,97 @@ def empty_quirks() -> pl.DataFrame:
     return load_quirks().head(0)
 
 
+@dataclass(frozen=True)
+class QuirkEffects:
+    """Per-row outcome of the quirk table: shift (microseconds), value factor, touched."""
+
+    shift_us: np.ndarray
+    factor: np.ndarray
+    touched: np.ndarray
+
+
+def quirk_effects(
+    us: np.ndarray,
+    region_code: np.ndarray,
+    series_code: np.ndarray,
+    regions: list[str],
+    series: list[str],
+    quirks: pl.DataFrame,
+) -> QuirkEffects:
+    """The quirk table evaluated on encoded rows.
+
+    `us`: reported interval starts (microseconds since the epoch, UTC); `region_code[i]` indexes
+    `regions` (a code >= len(regions) means null), likewise `series_code`. Globs are matched
+    against the distinct names (a few hundred), rows select through those lookup tables, and
+    daylight time is looked up per distinct hour, so the per-row work is a few array operations
+    per rule.
+    """
+    n = len(us)
+    shift = np.zeros(n, dtype=np.int64)
+    factor = np.ones(n, dtype=np.float64)
+    touched = np.zeros(n, dtype=bool)
+    for rule in quirks.iter_rows(named=True):  # rules, not rows
+        r_hit = _name_mask(regions, rule["region"])
+        s_hit = _name_mask(series, rule["series"])
+        if not r_hit.any() or not s_hit.any():
+            continue
+        mask = r_hit[region_code] & s_hit[series_code]
+        if rule["start_utc"] is not None:
+            mask &= us >= _epoch_us(rule["start_utc"])
+        if rule["end_utc"] is not None:
+            mask &= us < _epoch_us(rule["end_utc"])
+        if not mask.any():
+            continue
+        if rule["action"] == "shift_hours":
+            rows = np.flatnonzero(mask)
+            hours = np.full(len(rows), int(rule["amount"]), dtype=np.int64)
+            if rule["timezone"]:
+                hours += _dst_hours_at_hour_end(us[rows], rule["timezone"])
+            shift[rows] += hours * HOUR_US
+        elif rule["action"] == "flip_sign":
+            factor[mask] *= -1.0
+        else:
+            factor[mask] *= float(rule["amount"])
+        touched |= mask
+    return QuirkEffects(shift, factor, touched)
+
+
 def apply_quirks(raw: pl.DataFrame, quirks: pl.DataFrame) -> pl.DataFrame:
-    """Apply every matching rule to a raw long table.
+    """Apply every matching rule to a raw long table (string region/series columns).
 
     Returns the table with `interval_start_utc` moved and `value` flipped/scaled, plus
     `is_quirk_adjusted` (Boolean). Rules compose (shifts add, factors multiply), all judged on
-    the reported stamps. Globs are matched against the distinct regions and series (a few
-    hundred strings), then rows are selected with hash lookups; daylight time is looked up per
-    distinct hour: the per-row work is a handful of vectorised comparisons per rule.
+    the reported stamps.
     """
-    if quirks.height == 0 or raw.height == 0:
-        return raw.with_columns(pl.lit(False).alias("is_quirk_adjusted"))
-    reported = pl.col(TIME_COL)
-    regions = raw.get_column("region").unique().drop_nulls()
-    series = raw.get_column("series").unique().drop_nulls()
-    us = raw.get_column(TIME_COL).dt.epoch("us")
-    shift_us = pl.lit(0, dtype=pl.Int64)
-    factor = pl.lit(1.0)
-    touched = pl.lit(False)
-    dst_cache: dict[str, pl.Series] = {}
-    for rule in quirks.iter_rows(named=True):  # one expression per rule
-        hit_regions = regions.filter(regions.str.contains(glob_to_regex(rule["region"])))
-        hit_series = series.filter(series.str.contains(glob_to_regex(rule["series"])))
-        if hit_regions.len() == 0 or hit_series.len() == 0:
-            continue
-        mask = pl.col("region").is_in(hit_regions.implode()) & pl.col("series").is_in(
-            hit_series.implode()
-        )
-        if rule["start_utc"] is not None:
-            mask = mask & (reported >= pl.lit(rule["start_utc"]).cast(TIME))
-        if rule["end_utc"] is not None:
-            mask = mask & (reported < pl.lit(rule["end_utc"]).cast(TIME))
-        action = rule["action"]
-        if action == "shift_hours":
-            hours = pl.lit(int(rule["amount"]), dtype=pl.Int64)
-            if rule["timezone"]:
-                tz = rule["timezone"]
-                if tz not in dst_cache:
-                    dst_cache[tz] = _dst_hours_at_hour_end(us, tz)
-                hours = hours + pl.lit(dst_cache[tz])
-            shift_us = shift_us + pl.when(mask).then(hours * HOUR_US).otherwise(0)
-        elif action == "flip_sign":
-            factor = factor * pl.when(mask).then(-1.0).otherwise(1.0)
-        else:
-            factor = factor * pl.when(mask).then(float(rule["amount"])).otherwise(1.0)
-        touched = touched | mask
+    regions, region_code = encode(raw.get_column("region"))
+    series, series_code = encode(raw.get_column("series"))
+    us = raw.get_column(TIME_COL).dt.epoch("us").to_numpy()
+    fx = quirk_effects(us, region_code, series_code, regions, series, quirks)
     return raw.with_columns(
-        (reported.dt.epoch("us") + shift_us).cast(TIME).alias(TIME_COL),
-        (pl.col("value") * factor).alias("value"),
-        touched.fill_null(False).alias("is_quirk_adjusted"),
+        pl.Series(TIME_COL, us + fx.shift_us).cast(TIME),
+        pl.col("value") * pl.Series(fx.factor),
+        pl.Series("is_quirk_adjusted", fx.touched),
     )
 
 
-def _dst_hours_at_hour_end(us: pl.Series, tz: str) -> pl.Series:
+def encode(column: pl.Series) -> tuple[list[str], np.ndarray]:
+    """(sorted distinct non-null values, code per row); nulls get code len(values)."""
+    values = column.unique().drop_nulls().sort()
+    codes = column.cast(pl.Enum(values)).to_physical().fill_null(values.len())
+    return values.to_list(), codes.to_numpy().astype(np.int64)
+
+
+def _name_mask(names: list[str], pattern: str) -> np.ndarray:
+    """Which names match the glob; one extra False entry for null codes."""
+    regex = re.compile(glob_to_regex(pattern))
+    return np.array([bool(regex.match(name)) for name in names] + [False], dtype=bool)
+
+
+def _epoch_us(moment) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _dst_hours_at_hour_end(us: np.ndarray, tz: str) -> np.ndarray:
     """Daylight-saving offset (0 or 1 h) of `tz` at each row's reported hour end (stamp + 1 h),
     looked up from the distinct hours of the span instead of converting every row."""
     end = us + HOUR_US
@@ -199,5 +238,4 @@ def _dst_hours_at_hour_end(us: pl.Series, tz: str) -> pl.Series:
     last = int(end.max()) // HOUR_US * HOUR_US
     grid = pl.Series(np.arange(first, last + HOUR_US, HOUR_US, dtype=np.int64)).cast(TIME)
     dst = grid.dt.convert_time_zone(tz).dt.dst_offset().dt.total_hours().cast(pl.Int64)
-    index = ((end - first) // HOUR_US).to_numpy()
-    return pl.Series("dst", dst.to_numpy()[index])
+    return dst.to_numpy()[(end - first) // HOUR_US]
