@@ -578,7 +578,7 @@ def parse_eia_responses(responses: list[RawResponse]) -> pl.DataFrame:
     frame = frame.sort(LONG_KEY, maintain_order=True)
     report = eia_parse_report(frame)
     if report["duplicate_rows"]:
-        logger.warning(
+        logger.info(
             "EIA responses hold %d duplicate rows over %d keys (kept for the aligned layer)",
             report["duplicate_rows"],
             report["duplicate_keys"],

@@ -247,13 +247,6 @@ def clean(
     return out.select(list(CLEAN_SCHEMA)).cast(CLEAN_SCHEMA)
 
 
-def screen_matrix(x: np.ndarray, series: list[str], config: CleaningConfig | None = None):
-    """Flag codes for an hours x series matrix, each column screened by its series' rule."""
-    cfg = config or CleaningConfig()
-    rule_of = cfg.rule_index(pl.Series(series, dtype=pl.Utf8)).to_numpy()
-    return _screen(np.asarray(x, dtype=np.float64), rule_of, cfg)
-
-
 def _screen(x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig) -> np.ndarray:
     flags = np.zeros(x.shape, dtype=np.int8)
     ruggles = np.array([r >= 0 and cfg.rules[r].screen == "ruggles" for r in rule_of], dtype=bool)

@@ -8,7 +8,6 @@ rolling windows; the entry points in `align`, `clean` and `features` stay long-t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -68,31 +67,6 @@ def hour_grid(start: datetime, end: datetime) -> pl.Series:
         .alias(TIME_COL)
         .cast(TIME)
     )
-
-
-@dataclass(frozen=True)
-class Matrix:
-    """A dense hours x keys view of a long table.
-
-    `t0_us` is the first hour (microseconds since the epoch, UTC); row i is hour t0 + i h.
-    `keys` has one row per column of `values`, in column order.
-    """
-
-    t0_us: int
-    keys: pl.DataFrame
-    values: np.ndarray
-
-    @property
-    def n_hours(self) -> int:
-        return self.values.shape[0]
-
-    def times(self) -> pl.Series:
-        us = self.t0_us + np.arange(self.n_hours, dtype=np.int64) * HOUR_US
-        return pl.Series(TIME_COL, us).cast(TIME)
-
-    def row_of(self, when: datetime) -> int:
-        us = int(when.timestamp() * 1_000_000)
-        return (us - self.t0_us) // HOUR_US
 
 
 def to_matrix(

@@ -10,18 +10,23 @@ Method ("blend"), per series, vectorised over hours and series:
 1. Candidate predictions, each defined wherever its inputs are:
    - daily analog: mean of the same hour on the neighbouring days (t +- 24 h);
    - weekly analog: mean of the same hour of the week, one and two weeks away;
-   - per covariate (a correlated series of the same region, e.g. the day-ahead demand forecast
-     for demand): the covariate times the median ratio series/covariate of the same hour over
-     +-7 days, and times the rolling median ratio over +-7 days (differences instead of ratios
-     for series that may be negative).
-2. Each candidate's local error is measured on the observed hours around the gap (centred
-   rolling mean over `error_window_hours`). For short gaps the error that matters is how smooth
-   the candidate's residual is across the gap (edge anchoring removes its level error), so
+   - per proxy covariate (a series measuring nearly the same thing in the same region, e.g. the
+     day-ahead forecast for demand): the proxy times the median ratio series/proxy of the same
+     hour over +-7 days, and times the rolling median ratio over +-7 days (differences instead
+     of ratios for series that may be negative);
+   - per driver (e.g. the region's temperature, entering as |T - 18 degC|): the daily and the
+     weekly analog corrected by the driver's change since that day or week, times the local
+     least-squares slope of the series' changes on the driver's changes.
+2. Each candidate's local error is measured on the observed hours at the gap's two edges
+   (centred rolling mean over `error_window_hours`). For short gaps the error that matters is
+   how smooth the candidate's residual is across the gap (step 3 removes its level error), so
    gaps of up to 12 h use |r(t) - (r(t-h) + r(t+h))/2| with h about half the gap length; longer
    gaps use |r(t)|. Candidates are averaged with weights 1 / error^2.
 3. Anchoring: the blend's residuals at the last observed hour before and the first after the
-   gap are carried into it, linearly interpolated and decaying with distance
-   (`anchor_decay_hours`), so the filled curve meets the observations at both edges.
+   gap are carried into it, linearly interpolated between the edges; in gaps longer than
+   `anchor_full_max_gap_hours` they also fade with distance (`anchor_decay_hours`), as an edge
+   says little about the middle of a long gap. The filled curve meets the observations at both
+   edges.
 
 Gaps up to `linear_max_gap_hours` (per series rule) use linear interpolation instead; a gap with
 no usable candidate falls back to linear interpolation between its edges, or to holding the

@@ -205,3 +205,42 @@ def test_clean_validates_its_input() -> None:
     d, _ = _demand_and_forecast()
     with pytest.raises(ValueError, match="must be after"):
         clean(_window({("AAA", "demand"): d}), TARGET, TARGET)
+
+
+def test_clean_output_is_sorted_by_region_series_time() -> None:
+    d, f = _demand_and_forecast()
+    window = _window({("ZZZ", "demand"): d, ("AAA", "demand_forecast_da"): f, ("AAA", "demand"): d})
+    out = clean(window, TARGET, TARGET + 2 * DAY)
+    assert out.equals(out.sort("region", "series", "interval_start_utc"))
+
+
+def test_clean_weather_gets_physical_bounds_and_short_gaps_linear() -> None:
+    h = np.arange(24 * N_DAYS)
+    temp = 10 + 8 * np.sin(2 * np.pi * h / 24)
+    t0 = 24 * 25
+    temp[t0 + 3] = 75.0  # not a temperature on Earth
+    temp[t0 + 6 : t0 + 8] = np.nan
+    window = long_table({("PJM", "temperature_2m"): temp}, units="degC", source="open_meteo")
+    out = clean(window, TARGET, TARGET + DAY).sort("interval_start_utc")
+    assert out.row(3, named=True)["flag"] == "OUT_OF_BOUNDS"
+    assert out.get_column("method").to_list()[6:8] == ["linear", "linear"]
+    assert out.get_column("method").to_list()[3] == "linear"
+    assert set(out.get_column("units")) == {"degC"}
+
+
+def test_clean_caiso_load_uses_its_day_ahead_forecast() -> None:
+    d, f = _demand_and_forecast(seed=8)
+    t0 = 24 * 25
+    d[t0 : t0 + 24] *= 1.15  # a heat wave: the neighbouring days under-predict it
+    f[t0 : t0 + 24] *= 1.15
+    truth = d.copy()
+    d[t0 : t0 + 24] = np.nan
+    values = {("CA ISO-TAC", "caiso_load_actual"): d, ("CA ISO-TAC", "caiso_load_forecast_dam"): f}
+    with_fc = _rows(clean(_window(values), TARGET, TARGET + DAY), "caiso_load_actual")
+    alone = _rows(
+        clean(_window({("CA ISO-TAC", "caiso_load_actual"): d}), TARGET, TARGET + DAY),
+        "caiso_load_actual",
+    )
+    target = truth[t0 : t0 + 24]
+    mape = lambda s: np.mean(np.abs(s.get_column("value").to_numpy() - target) / target)  # noqa: E731
+    assert mape(with_fc) < 0.5 * mape(alone)
