@@ -52,7 +52,21 @@ def prepare_instance(dagster_home: str):
     if not config.exists():
         config.write_text(DEFAULT_DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home.resolve())
-    return DagsterInstance.get()
+    instance = DagsterInstance.get()
+    apply_pool_limits(instance)
+    return instance
+
+
+def apply_pool_limits(instance) -> None:
+    """Give each source's concurrency pool its default limit, unless one was already set
+    (`dagster instance concurrency set <pool> <n>` or the UI's Concurrency page win)."""
+    from energy_assets.sources.registry import SOURCES
+
+    storage = instance.event_log_storage
+    configured = storage.get_concurrency_keys()
+    for spec in SOURCES.values():
+        if spec.pool not in configured:
+            storage.set_concurrency_slots(spec.pool, spec.pool_limit)
 
 
 def layers_of(defs) -> list[tuple[str, list]]:

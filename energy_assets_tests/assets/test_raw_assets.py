@@ -191,3 +191,32 @@ def test_asset_keys_are_grouped_by_layer():
     keys = {a.key for a in RAW_ASSETS}
     assert AssetKey(["raw", "eia930"]) in keys
     assert all(k.path[0] == "raw" for k in keys)
+
+
+def test_a_failing_source_fails_only_its_own_assets(tmp_path, monkeypatch):
+    from energy_assets.offline.server import Fault, FaultPlan
+
+    monkeypatch.setenv("EIA_API_KEY", "any-key")
+    world = SyntheticWorld(GeneratorConfig(seed=5, respondents=["CISO"]))
+    outage = FaultPlan([Fault(kind="status", path_prefix="/oasisapi", status=404, times=1000,
+                              body=b"<html>Not Found</html>")])  # fmt: skip
+    with start_standin(world, outage) as server:
+        sources = SourcesResource(
+            mode="live",
+            respondents=["CISO"],
+            eia_base_url=server.base_url + "/v2",
+            caiso_base_url=server.base_url + "/oasisapi",
+            openmeteo_base_url=server.base_url + "/v1",
+            caiso_min_interval_s=0.0,
+        )
+        result = run_raw(tmp_path, sources, partition_key=DAY, raise_on_error=False)
+    assert not result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"raw/eia930_responses", "raw/eia930", "raw/weather_responses", "raw/weather"} <= (
+        materialized
+    )
+    assert not {"raw/caiso_responses", "raw/caiso"} & materialized
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert len(failures) == 1
+    assert "caiso" in failures[0].step_key
+    assert "retrying will not help" in str(failures[0].event_specific_data.error.message)
