@@ -25,12 +25,13 @@ from dagster import (
     asset,
 )
 
+from energy_assets.io.parquet import PartitionLoader
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import SourcesResource
 from energy_assets.sources.base import raw_responses_frame, responses_from_frame
 from energy_assets.sources.http import RetriesExhausted
-from energy_assets.sources.registry import SOURCES, SourceSpec, fetch_days, parse_day
+from energy_assets.sources.registry import SOURCES, SourceSpec, fetch_days, parse_days
 
 # Transient upstream trouble that outlasts the client's own retries gets another go later;
 # anything else (no key, a refused request, an unparseable answer) fails at once, because
@@ -100,13 +101,15 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
     )
     @observed
     def _parsed(
-        context: AssetExecutionContext, sources: SourcesResource, responses: pl.DataFrame
+        context: AssetExecutionContext, sources: SourcesResource, responses: PartitionLoader
     ) -> dict[str, pl.DataFrame]:
-        out = {}
-        for day in _days(context):
-            stored = responses_from_frame(responses.filter(pl.col("partition_date") == day))
-            out[day.isoformat()] = parse_day(spec, sources, day, stored)
-        return out
+        # one day's responses in memory at a time: a year of EIA pages is over a gigabyte
+        def stored(day: date):
+            return responses_from_frame(responses.load(day.isoformat()))
+
+        return {
+            day.isoformat(): rows for day, rows in parse_days(spec, sources, _days(context), stored)
+        }
 
     return [_responses, _parsed]
 

@@ -54,6 +54,20 @@ class FrameWithMetadata:
     file_metadata: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PartitionLoader:
+    """Lazy access to an input's partitions, one day at a time (bounded memory for long ranges).
+
+    Annotate an asset input with this type to get it instead of one concatenated frame.
+    """
+
+    keys: list[str]
+    _load: Any = field(repr=False)
+
+    def load(self, key: str) -> pl.DataFrame:
+        return self._load(key)
+
+
 class PartitionMismatch(ValueError):
     """An asset returned rows that belong to no partition of its run."""
 
@@ -169,7 +183,9 @@ class ParquetPartitionIOManager(UPathIOManager):
         with path.open("rb") as handle:
             return pl.read_parquet(handle)
 
-    def load_input(self, context: InputContext) -> pl.DataFrame | FrameWithMetadata:
+    def load_input(
+        self, context: InputContext
+    ) -> pl.DataFrame | FrameWithMetadata | PartitionLoader:
         """One frame for every mapped partition; with a `FrameWithMetadata` annotation the
         parquet key-value metadata comes too (it must agree across the loaded days)."""
         contract = contract_for(_asset_path(context))
@@ -180,6 +196,10 @@ class ParquetPartitionIOManager(UPathIOManager):
                 return FrameWithMetadata(frame, self._file_metadata(self._get_path(context)))
             return frame
         paths = self._get_paths_for_partitions(context)
+        if context.dagster_type.typing_type is PartitionLoader:
+            return PartitionLoader(
+                sorted(paths), lambda key: self.load_from_path(context, paths[key])
+            )
         allow_missing = bool(context.definition_metadata.get("allow_missing_partitions", False))
         frames, missing, metadata = [], [], []
         for key in sorted(paths):

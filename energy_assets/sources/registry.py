@@ -8,7 +8,7 @@ trail the newest one because upstream revises them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -16,7 +16,7 @@ from typing import Protocol
 import polars as pl
 
 from energy_assets.partitions import day_window
-from energy_assets.sources.base import RawResponse
+from energy_assets.sources.base import RawResponse, empty_long
 
 
 class Clients(Protocol):
@@ -34,8 +34,9 @@ class Clients(Protocol):
 FetchWindow = Callable[[Clients, date, date], list[RawResponse]]
 """Fetch every response for the days [first, last] (both included) in one chunk."""
 
-Parse = Callable[[Clients, list[RawResponse], datetime, datetime], pl.DataFrame]
-"""Parse stored responses into the long table (LONG_SCHEMA), rows in [start, end) at least."""
+Parse = Callable[[Clients, list[RawResponse], datetime | None, datetime | None], pl.DataFrame]
+"""Parse stored responses into the long table (LONG_SCHEMA); with start/end, rows in [start, end)
+at least, else every row the responses' own request windows cover."""
 
 
 @dataclass(frozen=True)
@@ -80,20 +81,42 @@ def _fetch_chunk(
     return {d: responses for d in chunk}
 
 
-def parse_day(
-    spec: SourceSpec, clients: Clients, day: date, responses: list[RawResponse]
-) -> pl.DataFrame:
-    """The day's rows of the parsed responses, with `copy_index` numbering repeated keys."""
-    start, end = day_window(day)
-    parsed = spec.parse(clients, responses, start, end)
+def parse_days(
+    spec: SourceSpec,
+    clients: Clients,
+    days: list[date],
+    stored: Callable[[date], list[RawResponse]],
+) -> Iterator[tuple[date, pl.DataFrame]]:
+    """Each day's rows parsed from its stored responses, with `copy_index` numbering repeats.
+
+    A response stored under several days (a 31-day OASIS or Open-Meteo chunk) is parsed once
+    and reused while consecutive days still list it, so a long range costs one parse per
+    response and memory stays bounded by one day's responses.
+    """
+    parsed: dict[tuple[str, str], pl.DataFrame] = {}
     key = ["interval_start_utc", "region", "series"]
-    return (
-        parsed.filter(
-            (pl.col("interval_start_utc") >= start) & (pl.col("interval_start_utc") < end)
+    for day in days:
+        start, end = day_window(day)
+        responses = stored(day)
+        today = {}
+        for response in responses:
+            ident = (response.dataset, response.request_url)
+            today[ident] = parsed.get(ident)
+            if today[ident] is None:
+                today[ident] = spec.parse(clients, [response], None, None)
+        parsed = today
+        frames = [f for f in today.values() if f.height]
+        rows = pl.concat(frames, how="vertical") if frames else empty_long()
+        yield (
+            day,
+            (
+                rows.filter(
+                    (pl.col("interval_start_utc") >= start) & (pl.col("interval_start_utc") < end)
+                )
+                .with_columns(pl.int_range(pl.len()).over(key).cast(pl.Int16).alias("copy_index"))
+                .sort([*key, "copy_index"])
+            ),
         )
-        .with_columns(pl.int_range(pl.len()).over(key).cast(pl.Int16).alias("copy_index"))
-        .sort([*key, "copy_index"])
-    )
 
 
 # --- the three sources -------------------------------------------------------------------------
@@ -109,7 +132,7 @@ def _eia_fetch(clients: Clients, first: date, last: date) -> list[RawResponse]:
 
 
 def _eia_parse(
-    clients: Clients, responses: list[RawResponse], start: datetime, end: datetime
+    clients: Clients, responses: list[RawResponse], start: datetime | None, end: datetime | None
 ) -> pl.DataFrame:
     from energy_assets.sources.eia import parse_eia_responses
 
@@ -124,7 +147,7 @@ def _caiso_fetch(clients: Clients, first: date, last: date) -> list[RawResponse]
 
 
 def _caiso_parse(
-    clients: Clients, responses: list[RawResponse], start: datetime, end: datetime
+    clients: Clients, responses: list[RawResponse], start: datetime | None, end: datetime | None
 ) -> pl.DataFrame:
     from energy_assets.sources.caiso import parse_caiso_responses
 
@@ -138,7 +161,7 @@ def _weather_fetch(clients: Clients, first: date, last: date) -> list[RawRespons
 
 
 def _weather_parse(
-    clients: Clients, responses: list[RawResponse], start: datetime, end: datetime
+    clients: Clients, responses: list[RawResponse], start: datetime | None, end: datetime | None
 ) -> pl.DataFrame:
     from energy_assets.sources.openmeteo import parse_openmeteo_responses
 
