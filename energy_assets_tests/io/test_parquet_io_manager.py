@@ -241,3 +241,32 @@ def test_file_metadata_round_trip(tmp_path):
     assert run([with_meta], str(tmp_path), partition_key="2024-01-02").success
     meta = read_file_metadata(tmp_path / "test/toy/2024-01-02.parquet")
     assert meta["layout"] == "zigzag"
+
+
+def test_partition_loader_input_reads_one_day_at_a_time(tmp_path):
+    from energy_assets.io.parquet import PartitionLoader
+
+    seen: list[int] = []
+
+    @asset(
+        key=["test", "toy_window"],
+        partitions_def=DAILY,
+        backfill_policy=BackfillPolicy.single_run(),
+        ins={"upstream": AssetIn(key=["test", "toy"])},
+    )
+    def lazy(context, upstream: PartitionLoader) -> pl.DataFrame:
+        frames = []
+        for key in upstream.keys:
+            day = upstream.load(key)
+            seen.append(day.height)
+            frames.append(day.head(1).with_columns(pl.lit(float(day.height)).alias("value")))
+        return pl.concat(frames)
+
+    tags = {
+        "dagster/asset_partition_range_start": "2024-01-01",
+        "dagster/asset_partition_range_end": "2024-01-03",
+    }
+    assert run([toy], str(tmp_path), tags=tags).success
+    assert run([toy, lazy], str(tmp_path), tags=tags, selection=[lazy]).success
+    assert seen == [24, 24, 24]
+    assert files(tmp_path).count("test/toy_window/2024-01-02.parquet") == 1
