@@ -7,7 +7,6 @@ Warn-severity checks report without blocking. A failure's metadata carries the o
 count and a sample of the rows as a markdown table.
 """
 
-
 from collections.abc import Iterator
 
 import polars as pl
@@ -23,9 +22,10 @@ from dagster import (
     multi_asset_check,
 )
 
-from energy_assets.contracts.core import CheckOutcome
-from energy_assets.contracts.evaluate import PlannedCheck, check_plan, evaluate
+from energy_assets.contracts.core import CheckOutcome, Contract
+from energy_assets.contracts.evaluate import SAMPLE_ROWS, PlannedCheck, check_plan, evaluate
 from energy_assets.contracts.tables import contract_for
+from energy_assets.io.parquet import PartitionLoader
 from energy_assets.partitions import DAILY
 
 EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {}
@@ -61,6 +61,50 @@ def result_for(asset_key: AssetKey, outcome: CheckOutcome) -> AssetCheckResult:
     )
 
 
+def merge(day_outcomes: list[list[CheckOutcome]]) -> list[CheckOutcome]:
+    """Combine per-day outcomes of the same plan into one outcome per check for the range."""
+    merged = []
+    for per_day in zip(*day_outcomes, strict=True):
+        samples = [o.sample for o in per_day if o.sample is not None]
+        figures: dict[str, float] = {}
+        for outcome in per_day:
+            for name, value in outcome.figures.items():
+                if name not in figures:
+                    figures[name] = value
+                elif name.startswith("min_"):
+                    figures[name] = min(figures[name], value)
+                elif name.startswith("max_"):
+                    figures[name] = max(figures[name], value)
+                else:
+                    figures[name] += value
+        merged.append(
+            per_day[0].model_copy(
+                update={
+                    "passed": all(o.passed for o in per_day),
+                    "offending_rows": sum(o.offending_rows for o in per_day),
+                    "sample": pl.concat(samples).head(SAMPLE_ROWS) if samples else None,
+                    "figures": figures,
+                    "description": next(
+                        (o.description for o in per_day if not o.passed), per_day[0].description
+                    ),
+                }
+            )
+        )
+    return merged
+
+
+def evaluate_partitions(
+    contract: Contract, partitions: PartitionLoader, extra: list[PlannedCheck]
+) -> list[CheckOutcome]:
+    """Day by day (bounded memory) when days cannot share a primary key, else all at once."""
+    if not partitions.keys:
+        return evaluate(contract, contract.empty(), extra)
+    if contract.partition_column in contract.primary_key:
+        return merge([evaluate(contract, partitions.load(k), extra) for k in partitions.keys])
+    frames = [partitions.load(k) for k in partitions.keys]
+    return evaluate(contract, pl.concat(frames, how="vertical"), extra)
+
+
 def contract_checks(asset_key_path: str) -> AssetChecksDefinition:
     """All checks of one asset's contract, evaluated together on the run's partitions."""
     key = AssetKey(asset_key_path.split("/"))
@@ -87,9 +131,9 @@ def contract_checks(asset_key_path: str) -> AssetChecksDefinition:
         can_subset=False,
     )
     def _check(
-        context: AssetCheckExecutionContext, frame: pl.DataFrame
+        context: AssetCheckExecutionContext, frame: PartitionLoader
     ) -> Iterator[AssetCheckResult]:
-        for outcome in evaluate(contract, frame, extra):
+        for outcome in evaluate_partitions(contract, frame, extra):
             yield result_for(key, outcome)
 
     return _check

@@ -78,7 +78,7 @@ def _bounds_check(column: str) -> Callable[[Contract, pl.DataFrame], Finding]:
             outside = outside | (value > bounds.max)
         offending = frame.filter(outside.fill_null(False))
         figures = {}
-        if frame.height and frame.schema[column].is_numeric():
+        if frame.schema[column].is_numeric() and frame[column].drop_nulls().len():
             figures = {
                 "min_seen": float(frame[column].min() or 0.0),
                 "max_seen": float(frame[column].max() or 0.0),

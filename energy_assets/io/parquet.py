@@ -197,9 +197,16 @@ class ParquetPartitionIOManager(UPathIOManager):
             return frame
         paths = self._get_paths_for_partitions(context)
         if context.dagster_type.typing_type is PartitionLoader:
-            return PartitionLoader(
-                sorted(paths), lambda key: self.load_from_path(context, paths[key])
-            )
+
+            def load(key: str) -> pl.DataFrame:
+                if not self.path_exists(paths[key]):
+                    raise FileNotFoundError(
+                        f"{_asset_path(context)} has no stored partition {key} under "
+                        f"{self._base_path}; materialize it first, then re-run."
+                    )
+                return self.load_from_path(context, paths[key])
+
+            return PartitionLoader(sorted(paths), load)
         allow_missing = bool(context.definition_metadata.get("allow_missing_partitions", False))
         frames, missing, metadata = [], [], []
         for key in sorted(paths):

@@ -156,3 +156,36 @@ def test_passing_checks_let_downstream_run(tmp_path, monkeypatch):
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
     assert len(result.get_asset_check_evaluations()) == len(check_plan(HOURLY))
+
+
+def test_a_ranged_run_checks_every_day_and_reports_the_bad_one(tmp_path, monkeypatch):
+    from dagster import BackfillPolicy
+
+    monkeypatch.setitem(tables.CONTRACTS, "test/hourly", HOURLY)
+
+    @asset(
+        key=["test", "hourly"], partitions_def=DAILY, backfill_policy=BackfillPolicy.single_run()
+    )
+    def ranged(context) -> pl.DataFrame:
+        days = [good_day(k) for k in context.partition_keys]
+        days[1] = days[1].with_columns(pl.lit(-3.0).alias("demand_mw"))  # break the middle day
+        return pl.concat(days)
+
+    result = materialize(
+        [ranged, contract_checks("test/hourly")],
+        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
+        instance=DagsterInstance.ephemeral(),
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-03",
+        },
+        raise_on_error=False,
+    )
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    bounds = evaluations["bounds_demand_mw"]
+    assert not bounds.passed
+    assert bounds.metadata["offending_rows"].value == 48  # both regions, one day
+    assert "2024-01-02" in bounds.metadata["sample"].value
+    assert bounds.metadata["min_seen"].value == -3.0
+    assert evaluations["hourly_continuity"].passed
+    assert evaluations["hourly_continuity"].metadata["hours_expected_per_group"].value == 72
