@@ -163,7 +163,10 @@ def test_missing_upstream_partition_is_a_clear_error_without_allow_missing(tmp_p
         return upstream
 
     result = run(
-        [toy, strict], str(tmp_path), partition_key="2024-01-09", selection=[strict],
+        [toy, strict],
+        str(tmp_path),
+        partition_key="2024-01-09",
+        selection=[strict],
         raise_on_error=False,
     )
     assert not result.success
