@@ -39,10 +39,11 @@ from energy_assets.transform.grid import (
     TIME_COL,
     as_utc,
     check_time_column,
+    encode,
     matrix_to_long,
     require_columns,
 )
-from energy_assets.transform.quirks import encode, load_quirks, quirk_effects
+from energy_assets.transform.quirks import load_quirks, quirk_effects
 
 RAW_COLUMNS = [TIME_COL, "region", "series", "value", "units", "source"]
 ALIGNED_SCHEMA = {

@@ -18,8 +18,6 @@ from importlib import resources
 import numpy as np
 import polars as pl
 
-from energy_assets.transform.grid import TIME, TIME_COL
-
 JUNETEENTH_FIRST_YEAR = 2021  # Juneteenth National Independence Day Act, 17 June 2021
 MLK_FIRST_YEAR = 1986  # first observed as a federal holiday on 20 January 1986
 
@@ -115,22 +113,6 @@ def region_timezones(regions: list[str], overrides: dict[str, str] | None = None
             out[region] = bas[region]
         else:
             out[region] = next((tz for pat, tz in rules if fnmatch.fnmatchcase(region, pat)), "UTC")
-    return out
-
-
-def local_time(df: pl.DataFrame, timezones: dict[str, str]) -> pl.Series:
-    """Wall-clock local time (naive Datetime) of each row's `interval_start_utc` in its region.
-
-    One conversion per distinct time zone (a handful), not per row.
-    """
-    out = pl.Series("local", np.full(df.height, np.datetime64("NaT"), dtype="datetime64[us]"))
-    zone = df.get_column("region").replace_strict(timezones, default="UTC", return_dtype=pl.Utf8)
-    t = df.get_column(TIME_COL).cast(TIME)
-    for tz in sorted(set(zone.unique().to_list())):
-        mask = (zone == tz).to_numpy()
-        idx = np.flatnonzero(mask)
-        local = t.gather(idx).dt.convert_time_zone(tz).dt.replace_time_zone(None)
-        out = out.scatter(idx, local)
     return out
 
 

@@ -16,6 +16,11 @@ Which series get which screens (first matching rule wins, `DEFAULT_RULES`):
   caps, weather physically possible values. A spike screen for these series belongs with the
   balance reconciliation (D = NG - TI), not here.
 
+A rule can be limited to regions (`SeriesRule.regions`): Ruggles' screens assume a load large
+enough that identical consecutive whole-MW values are rare; for very small BAs (tens of MW,
+e.g. generation-only BAs) they flag long stretches, which is why Ruggles et al. left the
+smallest subregions out. Put a bounds-only rule for such regions before the general one.
+
 Partition semantics. `clean(window, target_start, target_end)` screens and imputes the whole
 window and returns the target hours only. The screens' statistics reach 11 days each side
 (480 h medians, +-10-day template), the imputation 14 days (two-week analogs), so a daily
@@ -71,6 +76,9 @@ class SeriesRule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     pattern: str = Field(description="series-name glob; `|` separates alternatives")
+    regions: str = Field(
+        "*", description="region glob: put region-specific exceptions before the general rule"
+    )
     screen: Literal["ruggles", "bounds"] = Field(description="Ruggles screens or bounds only")
     lower: float | None = Field(None, description="OUT_OF_BOUNDS below this (bounds screen)")
     upper: float | None = Field(None, description="OUT_OF_BOUNDS above this (bounds screen)")
@@ -165,11 +173,13 @@ class CleaningConfig(BaseModel):
         21, ge=0, description="days of context each side a daily partition should load"
     )
 
-    def rule_index(self, series: pl.Series) -> pl.Series:
-        """Index of the first matching rule per series name (-1 if none matches)."""
-        out = pl.Series("rule", [-1] * series.len(), dtype=pl.Int32)
-        for i in reversed(range(len(self.rules))):
-            hit = series.str.contains(glob_to_regex(self.rules[i].pattern))
+    def rule_index(self, keys: pl.DataFrame) -> pl.Series:
+        """Index of the first rule matching each (region, series) row (-1 if none matches)."""
+        out = pl.Series("rule", [-1] * keys.height, dtype=pl.Int32)
+        for i in reversed(range(len(self.rules))):  # a dozen rules over the distinct keys
+            rule = self.rules[i]
+            hit = keys.get_column("series").str.contains(glob_to_regex(rule.pattern))
+            hit &= keys.get_column("region").str.contains(glob_to_regex(rule.regions))
             out = pl.select(pl.when(hit).then(pl.lit(i, pl.Int32)).otherwise(out)).to_series()
         return out
 
@@ -208,7 +218,7 @@ def clean(
     if keys.height == 0:
         return pl.DataFrame(schema=CLEAN_SCHEMA)
 
-    rule_of = cfg.rule_index(keys.get_column("series")).to_numpy()
+    rule_of = cfg.rule_index(keys).to_numpy()
     flags = _screen(x, rule_of, cfg)
     y = np.where(flags == OKAY, x, np.nan)
 
@@ -231,10 +241,8 @@ def clean(
         {"value": filled, "value_reported": x, "_flag": flags, "_method": methods},
         rows=slice(r0, r1),
     )
-    meta = (
-        window.sort(TIME_COL)
-        .group_by(["region", "series"])
-        .agg(pl.col("units").drop_nulls().first(), pl.col("source").drop_nulls().first())
+    meta = window.group_by(["region", "series"]).agg(
+        pl.col("units").drop_nulls().min(), pl.col("source").drop_nulls().min()
     )
     out = out.with_columns(
         pl.col("_flag").replace_strict(dict(enumerate(FLAGS)), return_dtype=pl.Utf8).alias("flag"),

@@ -25,23 +25,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from energy_assets.transform.calendar import (
     calendar_columns,
     is_us_federal_holiday,
-    local_time,
     region_timezones,
 )
 from energy_assets.transform.grid import (
     HOUR,
+    HOUR_US,
     TIME,
     TIME_COL,
     as_utc,
     check_time_column,
     hour_grid,
+    matrix_to_long,
     require_columns,
+    rolling,
+    shift_rows,
+    to_matrix,
 )
 
 Role = Literal["key", "target", "mask", "known_in_advance", "past_only"]
@@ -154,7 +159,10 @@ def build_features(
     interval_start_utc, region, series, value, value_reported, is_observed).
     `weather_window`: long weather rows (interval_start_utc, region, series, value), aligned
     or cleaned; None takes the temperature series from `imputed_window` if it is there.
-    Columns: `feature_columns(config)`.
+    Columns: `feature_columns(config)`, sorted by region then time.
+
+    Works on hours x regions matrices: lags are row shifts and the trailing statistics column-wise
+    rolling windows over the whole window, so no join or per-region loop touches the rows.
     """
     cfg = config or FeatureConfig()
     target_start, target_end = (
@@ -168,79 +176,135 @@ def build_features(
     )
     window = check_time_column(imputed_window, "build_features input")
     spec = feature_columns(cfg)
-    target = window.filter(pl.col("series") == cfg.target_series)
-    if target.height == 0:
-        return pl.DataFrame(schema={k: v.dtype for k, v in spec.items()})
+    schema = {k: v.dtype for k, v in spec.items()}
+    wanted = [cfg.target_series, cfg.forecast_series]
+    rows = window.filter(pl.col("series").is_in(wanted)).with_columns(
+        pl.col("is_observed").cast(pl.Float64)
+    )
+    regions = (
+        rows.filter(pl.col("series") == cfg.target_series).select("region").unique().sort("region")
+    )
+    if regions.height == 0:
+        return pl.DataFrame(schema=schema)
+    rows = rows.filter(pl.col("region").is_in(regions.get_column("region").implode()))
+    t_lo = min(rows.get_column(TIME_COL).min(), target_start)
+    t_hi = max(rows.get_column(TIME_COL).max() + HOUR, target_end)
+    span = (t_lo, t_hi)
+    names = regions.get_column("region").to_list()
 
-    regions = target.select("region").unique().sort("region")
-    lo = min(target.get_column(TIME_COL).min(), target_start)
-    hi = max(target.get_column(TIME_COL).max(), target_end)
-    hours = hour_grid(lo, max(hi + HOUR, target_end))
-    frame = regions.join(hours.to_frame(), how="cross")
-    frame = frame.join(
-        target.select(
-            TIME_COL,
-            "region",
-            pl.col("value").alias("demand_mw"),
-            pl.col("value_reported").alias("demand_mw_reported"),
-            pl.col("is_observed"),
-        ),
-        on=["region", TIME_COL],
-        how="left",
+    keys, t0_us, n, mats = to_matrix(
+        rows, ["value", "value_reported", "is_observed"], ("region", "series"), span
     )
-    forecast = window.filter(pl.col("series") == cfg.forecast_series).select(
-        TIME_COL, "region", pl.col("value").alias("demand_forecast_da_mw")
-    )
-    frame = frame.join(forecast, on=["region", TIME_COL], how="left")
-    frame = frame.join(
-        _temperature(window, weather_window, cfg), on=["region", TIME_COL], how="left"
-    )
-    frame = frame.sort(["region", TIME_COL])
+    demand = _by_region(keys, mats["value"], names, cfg.target_series)
+    reported = _by_region(keys, mats["value_reported"], names, cfg.target_series)
+    observed = _by_region(keys, mats["is_observed"], names, cfg.target_series)
+    forecast = _by_region(keys, mats["value"], names, cfg.forecast_series)
+    temperature = _temperature_matrix(window, weather_window, cfg, names, span, n)
 
-    base = cfg.degree_base_c
-    frame = frame.with_columns(
-        (base - pl.col("temperature_c")).clip(lower_bound=0).alias("heating_degree_hours_c"),
-        (pl.col("temperature_c") - base).clip(lower_bound=0).alias("cooling_degree_hours_c"),
-        pl.col("is_observed").fill_null(False),
-    )
-    past = []
+    cols: dict[str, np.ndarray] = {
+        "demand_mw": demand,
+        "demand_mw_reported": reported,
+        "is_observed": observed == 1.0,
+        "demand_forecast_da_mw": forecast,
+        "temperature_c": temperature,
+        "heating_degree_hours_c": np.maximum(cfg.degree_base_c - temperature, 0.0),
+        "cooling_degree_hours_c": np.maximum(temperature - cfg.degree_base_c, 0.0),
+    }
     for lag in cfg.lag_hours:
-        past.append(pl.col("demand_mw").shift(lag).over("region").alias(f"demand_mw_lag_{lag}h"))
+        cols[f"demand_mw_lag_{lag}h"] = shift_rows(demand, lag)
+    previous = shift_rows(demand, 1)  # trailing windows end at t - 1 h: never see hour t
     for w in cfg.rolling_hours:
         half = max(w // 2, 1)
-        prev = pl.col("demand_mw").shift(1)  # the window ends at t - 1 h: never sees hour t
-        past.append(
-            prev.rolling_mean(w, min_samples=half).over("region").alias(f"demand_mw_mean_{w}h")
-        )
-        past.append(
-            prev.rolling_std(w, min_samples=half).over("region").alias(f"demand_mw_std_{w}h")
-        )
+        cols[f"demand_mw_mean_{w}h"] = rolling(previous, "mean", w, center=False, min_samples=half)
+        cols[f"demand_mw_std_{w}h"] = rolling(previous, "std", w, center=False, min_samples=half)
     for lag in cfg.weather_lag_hours:
         for name in ("temperature_c", "heating_degree_hours_c", "cooling_degree_hours_c"):
-            past.append(pl.col(name).shift(lag).over("region").alias(f"{name}_lag_{lag}h"))
-    frame = frame.with_columns(past)
+            cols[f"{name}_lag_{lag}h"] = shift_rows(cols[name], lag)
 
-    frame = frame.filter((pl.col(TIME_COL) >= target_start) & (pl.col(TIME_COL) < target_end))
-    zones = region_timezones(regions.get_column("region").to_list(), cfg.timezones)
-    local = local_time(frame, zones)
-    frame = frame.with_columns(local.alias("_local")).with_columns(
-        calendar_columns(pl.col("_local"))
-    )
-    frame = frame.with_columns(
-        is_us_federal_holiday(frame.get_column("_local").dt.date()).alias("is_us_federal_holiday")
-    )
-    return frame.select(list(spec)).cast({k: v.dtype for k, v in spec.items()})
+    r0 = (int(target_start.timestamp() * 1_000_000) - t0_us) // HOUR_US
+    r1 = (int(target_end.timestamp() * 1_000_000) - t0_us) // HOUR_US
+    cols.update(_calendar(names, target_start, r1 - r0, cfg))
+    sliced = {k: v if v.shape[0] == r1 - r0 else v[r0:r1] for k, v in cols.items()}
+    out = matrix_to_long(regions, int(target_start.timestamp() * 1_000_000), sliced)
+    return out.select(list(spec)).cast(schema)
 
 
-def _temperature(
-    window: pl.DataFrame, weather: pl.DataFrame | None, cfg: FeatureConfig
-) -> pl.DataFrame:
+def _by_region(keys: pl.DataFrame, m: np.ndarray, regions: list[str], series: str) -> np.ndarray:
+    """Columns of `m` for (region, series) in `regions` order; all-NaN where absent."""
+    col = {
+        (r, s): j
+        for j, (r, s) in enumerate(
+            zip(
+                keys.get_column("region").to_list(),
+                keys.get_column("series").to_list(),
+                strict=True,
+            )
+        )
+    }
+    out = np.full((m.shape[0], len(regions)), np.nan)
+    for j, region in enumerate(regions):  # regions, not rows
+        src = col.get((region, series))
+        if src is not None:
+            out[:, j] = m[:, src]
+    return out
+
+
+def _temperature_matrix(
+    window: pl.DataFrame,
+    weather: pl.DataFrame | None,
+    cfg: FeatureConfig,
+    regions: list[str],
+    span: tuple[datetime, datetime],
+    n: int,
+) -> np.ndarray:
     source = window if weather is None else check_time_column(weather, "weather_window")
     if weather is not None:
         require_columns(source, [TIME_COL, "region", "series", "value"], "weather_window")
-    rows = source.filter(pl.col("series") == cfg.temperature_series)
-    return (
-        rows.group_by(["region", TIME_COL])
-        .agg(pl.col("value").cast(pl.Float64).mean().alias("temperature_c"))
-        .select("region", TIME_COL, "temperature_c")
+    rows = (
+        source.filter(
+            (pl.col("series") == cfg.temperature_series)
+            & pl.col("region").is_in(pl.Series(regions, dtype=pl.Utf8).implode())
+            & (pl.col(TIME_COL) >= span[0])
+            & (pl.col(TIME_COL) < span[1])
+        )
+        .group_by(["region", TIME_COL])  # several points per region: their mean
+        .agg(pl.col("value").cast(pl.Float64).mean())
+        .with_columns(pl.lit(cfg.temperature_series).alias("series"))
     )
+    if rows.height == 0:
+        return np.full((n, len(regions)), np.nan)
+    keys, _, _, mats = to_matrix(rows, ["value"], ("region", "series"), span)
+    return _by_region(keys, mats["value"], regions, cfg.temperature_series)
+
+
+def _calendar(
+    regions: list[str], start: datetime, n_hours: int, cfg: FeatureConfig
+) -> dict[str, np.ndarray]:
+    """Calendar matrices (hours x regions): computed once per time zone on the hour vector."""
+    zones = region_timezones(regions, cfg.timezones)
+    hours = hour_grid(start, start + n_hours * HOUR)
+    names = [
+        "hour_of_day",
+        "day_of_week",
+        "month",
+        "day_of_year",
+        "hour_sin",
+        "hour_cos",
+        "day_of_week_sin",
+        "day_of_week_cos",
+        "day_of_year_sin",
+        "day_of_year_cos",
+        "is_weekend",
+        "is_us_federal_holiday",
+    ]
+    out = {name: np.empty((n_hours, len(regions))) for name in names}
+    for tz in sorted(set(zones.values())):  # a handful of zones, not rows
+        local = hours.dt.convert_time_zone(tz).dt.replace_time_zone(None)
+        frame = pl.DataFrame({"_local": local}).with_columns(calendar_columns(pl.col("_local")))
+        frame = frame.with_columns(
+            is_us_federal_holiday(local.dt.date()).alias("is_us_federal_holiday")
+        )
+        cols = [j for j, r in enumerate(regions) if zones[r] == tz]
+        for name in names:
+            out[name][:, cols] = frame.get_column(name).cast(pl.Float64).to_numpy()[:, None]
+    return out

@@ -69,6 +69,13 @@ def hour_grid(start: datetime, end: datetime) -> pl.Series:
     )
 
 
+def encode(column: pl.Series) -> tuple[list[str], np.ndarray]:
+    """(sorted distinct non-null values, code per row); nulls get code len(values)."""
+    values = column.unique().drop_nulls().sort()
+    codes = column.cast(pl.Enum(values)).to_physical().fill_null(values.len())
+    return values.to_list(), codes.to_numpy().astype(np.int64)
+
+
 def to_matrix(
     long: pl.DataFrame,
     value_cols: list[str],
@@ -78,13 +85,36 @@ def to_matrix(
     """Scatter a long table onto a dense grid: (keys, t0_us, n_hours, {value_col: matrix}).
 
     The grid covers every hour from the earliest to the latest row, widened to `span` when given.
-    Nulls and absent hours become NaN. Duplicated (key, hour) rows are refused: `align` makes them
-    unique, so a duplicate here means the caller skipped it.
+    `keys` holds the distinct key tuples in sorted order, one per matrix column. Nulls and absent
+    hours become NaN. Duplicated (key, hour) rows are refused: `align` makes them unique, so a
+    duplicate here means the caller skipped it. Key strings are encoded to integer codes
+    (no string join or hash over the rows).
     """
     if long.height == 0 and span is None:
         return long.select(key_cols).head(0), 0, 0, {c: np.empty((0, 0)) for c in value_cols}
-    keys = long.select(key_cols).unique().sort(list(key_cols))
-    keys = keys.with_row_index("_col")
+    names, codes = [], []
+    for col in key_cols:
+        values, code = encode(long.get_column(col).cast(pl.Utf8))
+        names.append([*values, None])
+        codes.append(code)
+    sizes = [len(n) for n in names]
+    combo = np.zeros(long.height, dtype=np.int64)
+    for code, size in zip(codes, sizes, strict=True):
+        combo = combo * size + code
+    present = (
+        np.flatnonzero(np.bincount(combo, minlength=int(np.prod(sizes))))
+        if long.height
+        else np.array([], dtype=np.int64)
+    )
+    col_of = np.full(int(np.prod(sizes)), -1, dtype=np.int64)
+    col_of[present] = np.arange(len(present))
+    col = col_of[combo]
+    key_data, rest = {}, present.copy()
+    for name, size, labels in reversed(list(zip(key_cols, sizes, names, strict=True))):
+        key_data[name] = [labels[c] for c in (rest % size)]
+        rest //= size
+    keys = pl.DataFrame({k: key_data[k] for k in key_cols}, schema={k: pl.Utf8 for k in key_cols})
+
     us = long.get_column(TIME_COL).dt.epoch("us")
     lo = us.min() if long.height else None
     hi = us.max() if long.height else None
@@ -98,10 +128,8 @@ def to_matrix(
         raise ValueError(
             "timestamps are not on whole hours; run `align` first (it averages sub-hourly rows)"
         )
-    joined = long.join(keys, on=list(key_cols), how="left")
-    row = ((joined.get_column(TIME_COL).dt.epoch("us") - lo) // HOUR_US).to_numpy()
-    col = joined.get_column("_col").to_numpy()
-    flat = row.astype(np.int64) * max(keys.height, 1) + col
+    row = ((us - (lo or 0)) // HOUR_US).to_numpy().astype(np.int64)
+    flat = row * max(keys.height, 1) + col
     if len(flat) and np.bincount(flat, minlength=1).max() > 1:
         raise ValueError(
             "the table has duplicated (region, series, interval_start_utc) rows; pass it through "
@@ -110,10 +138,9 @@ def to_matrix(
     out = {}
     for name in value_cols:
         m = np.full((n_hours, keys.height), np.nan)
-        vals = joined.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
-        m[row, col] = vals
+        m[row, col] = long.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
         out[name] = m
-    return keys.drop("_col"), int(lo) if lo is not None else 0, n_hours, out
+    return keys, int(lo) if lo is not None else 0, n_hours, out
 
 
 def matrix_to_long(

@@ -138,6 +138,9 @@ def impute_matrix(
             edge = np.where(left >= 0, left, right)
             out[hold] = y[edge[hold], cols[hold]]
             methods[hold] = M_HOLD
+        # A fill of a strictly positive series stays >= 0 even where a candidate overshoots.
+        filled = ~known & np.asarray(positive, dtype=bool)[None, :]
+        out[filled] = np.maximum(out[filled], 0.0)  # NaN (unfilled) stays NaN
     return out, methods
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from energy_assets.transform.grid import HOUR_US, TIME, TIME_COL
+from energy_assets.transform.grid import HOUR_US, TIME, TIME_COL, encode
 
 ACTIONS = ("shift_hours", "flip_sign", "scale")
 QUIRK_COLUMNS = [
@@ -211,13 +211,6 @@ def apply_quirks(raw: pl.DataFrame, quirks: pl.DataFrame) -> pl.DataFrame:
         pl.col("value") * pl.Series(fx.factor),
         pl.Series("is_quirk_adjusted", fx.touched),
     )
-
-
-def encode(column: pl.Series) -> tuple[list[str], np.ndarray]:
-    """(sorted distinct non-null values, code per row); nulls get code len(values)."""
-    values = column.unique().drop_nulls().sort()
-    codes = column.cast(pl.Enum(values)).to_physical().fill_null(values.len())
-    return values.to_list(), codes.to_numpy().astype(np.int64)
 
 
 def _name_mask(names: list[str], pattern: str) -> np.ndarray:

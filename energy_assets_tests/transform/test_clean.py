@@ -244,3 +244,44 @@ def test_clean_caiso_load_uses_its_day_ahead_forecast() -> None:
     target = truth[t0 : t0 + 24]
     mape = lambda s: np.mean(np.abs(s.get_column("value").to_numpy() - target) / target)  # noqa: E731
     assert mape(with_fc) < 0.5 * mape(alone)
+
+
+def test_clean_region_specific_rule_overrides_the_general_one() -> None:
+    d, _ = _demand_and_forecast()
+    small = np.round(d / 100)  # a tiny BA in whole MW: identical runs are ordinary
+    small[24 * 25 + 4] = 0.0
+    window = _window({("TINY", "demand"): small, ("BIG", "demand"): small})
+    rules = (SeriesRule(pattern="demand", regions="TINY", screen="bounds", lower=0.0),)
+    cfg = CleaningConfig(rules=rules + CleaningConfig().rules)
+    out = clean(window, TARGET, TARGET + DAY, cfg)
+    tiny = out.filter(pl.col("region") == "TINY")
+    big = out.filter(pl.col("region") == "BIG")
+    assert set(tiny.get_column("flag")) == {"OKAY"}  # 0 is within [0, inf) here
+    assert "IDENTICAL_RUN" in set(big.get_column("flag"))
+    assert "NEG_OR_ZERO" in set(big.get_column("flag"))
+
+
+def test_impute_never_fills_a_positive_series_below_zero() -> None:
+    h = np.arange(24 * 30)
+    y = (100 + 90 * np.sin(2 * np.pi * h / 24))[:, None]
+    y[300:310] = np.nan
+    steep = y.copy()
+    steep[310] = 1.0  # an edge right at the bottom drags a linear-ish fill down
+    steep[299] = 1.0
+    out, _ = impute_matrix(steep, [], np.array([True]), np.array([0]))
+    assert np.nanmin(out[300:310]) >= 0.0
+
+
+def test_empty_inputs_give_empty_outputs_with_their_schemas() -> None:
+    from energy_assets.transform.align import ALIGNED_SCHEMA, align
+    from energy_assets.transform.features import FEATURE_COLUMNS, build_features
+
+    raw = pl.DataFrame(schema=ALIGNED_SCHEMA).select(
+        "interval_start_utc", "region", "series", "value", "units", "source"
+    )
+    aligned = align(raw, TARGET, TARGET + DAY)
+    cleaned = clean(aligned, TARGET, TARGET + DAY)
+    features = build_features(cleaned, None, TARGET, TARGET + DAY)
+    assert aligned.height == cleaned.height == features.height == 0
+    assert cleaned.schema == pl.Schema(CLEAN_SCHEMA)
+    assert features.columns == list(FEATURE_COLUMNS)
