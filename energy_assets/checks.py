@@ -24,12 +24,9 @@ from dagster import (
 
 from energy_assets.contracts.core import CheckOutcome, Contract
 from energy_assets.contracts.evaluate import SAMPLE_ROWS, PlannedCheck, check_plan, evaluate
-from energy_assets.contracts.tables import contract_for
+from energy_assets.contracts.tables import EXTRA_CHECKS, contract_for
 from energy_assets.io.parquet import PartitionLoader
 from energy_assets.partitions import DAILY
-
-EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {}
-"""Hand-written checks per asset key path, beyond what the contract implies."""
 
 
 def _markdown(frame: pl.DataFrame) -> str:

@@ -41,6 +41,7 @@ class Step:
     rows: int = 0
     bytes_written: int = 0
     checks_failed: list[str] = field(default_factory=list)
+    checks_warned: list[str] = field(default_factory=list)
 
 
 def prepare_instance(dagster_home: str):
@@ -162,11 +163,14 @@ def materialize_range(
             for metadata in per_asset.values():
                 step.rows += int(getattr(metadata.get("dagster/row_count"), "value", 0) or 0)
                 step.bytes_written += int(getattr(metadata.get("bytes_written"), "value", 0) or 0)
-            step.checks_failed = [
-                f"{e.asset_key.to_user_string()}:{e.check_name}"
-                for e in result.get_asset_check_evaluations()
-                if not e.passed
-            ]
+            for evaluation in result.get_asset_check_evaluations():
+                if evaluation.passed:
+                    continue
+                name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                if evaluation.severity.value == "ERROR":
+                    step.checks_failed.append(name)
+                else:
+                    step.checks_warned.append(name)
             steps.append(step)
             done += len(chunk)
             rate = done / max(time.perf_counter() - started, 1e-9)
@@ -206,9 +210,14 @@ def summary(settings, steps: list[Step], seconds: float) -> str:
             f"{s.layer:<14} {', '.join(s.keys)[:60]:<60} {len(s.days):>5} {s.rows:>12,} "
             f"{s.bytes_written / 2**20:>8.2f} {s.seconds:>7.1f}"
         )
-    failed = [c for s in steps for c in s.checks_failed]
+    failed = sorted({c for s in steps for c in s.checks_failed})
+    warned = sorted({c for s in steps for c in s.checks_warned})
     lines.append("")
-    lines.append(f"Failed checks: {', '.join(failed)}" if failed else "All asset checks passed.")
+    lines.append(
+        f"Failed blocking checks: {', '.join(failed)}" if failed else "All blocking checks passed."
+    )
+    if warned:
+        lines.append(f"Warnings (non-blocking checks that failed): {', '.join(warned)}")
     lines.append("Open the UI on the same data: energy-assets ui")
     return "\n".join(lines)
 

@@ -7,7 +7,10 @@ dictionary. Add a table: declare its Contract here and register it in CONTRACTS.
 
 from __future__ import annotations
 
+import polars as pl
+
 from energy_assets.contracts.core import Bounds, Column, Contract, OpenColumns, dtype_name
+from energy_assets.contracts.evaluate import Finding, PlannedCheck
 from energy_assets.transform.align import ALIGNED_SCHEMA
 from energy_assets.transform.clean import CLEAN_SCHEMA
 from energy_assets.transform.features import FEATURE_COLUMNS
@@ -422,3 +425,55 @@ def contract_for(asset_key_path: str) -> Contract:
             f"no contract declared for asset {asset_key_path!r}: declare one in "
             "energy_assets/contracts/tables.py and register it in CONTRACTS"
         ) from None
+
+
+# --- hand-written checks beyond what a contract's columns imply --------------------------
+
+IMPUTED_SHARE_WARN = 0.2
+BA_PEAK_FACTOR = 3.0
+
+
+def _imputed_share(contract: Contract, frame: pl.DataFrame) -> Finding:
+    shares = frame.group_by("region", "series").agg(
+        (~pl.col("is_observed")).mean().alias("imputed_share"), pl.len().alias("hours")
+    )
+    offending = shares.filter(pl.col("imputed_share") > IMPUTED_SHARE_WARN)
+    worst = float(shares["imputed_share"].max() or 0.0) if shares.height else 0.0
+    return offending.sort("imputed_share", descending=True), {"max_imputed_share": worst}
+
+
+def _demand_within_ba_bounds(contract: Contract, frame: pl.DataFrame) -> Finding:
+    from energy_assets.sources.balancing_authorities import load_balancing_authorities
+
+    peaks = load_balancing_authorities().select(
+        pl.col("code").alias("region"), pl.col("typical_peak_mw").cast(pl.Float64)
+    )
+    rows = frame.select("interval_start_utc", "region", "demand_mw").join(
+        peaks, on="region", how="inner"
+    )
+    outside = (pl.col("demand_mw") <= 0) | (
+        pl.col("demand_mw") > BA_PEAK_FACTOR * pl.col("typical_peak_mw")
+    )
+    return rows.filter(outside.fill_null(False)), {}
+
+
+EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {
+    "imputed/series": [
+        PlannedCheck(
+            "imputed_share_below_threshold",
+            "warn",
+            f"No region and series has more than {IMPUTED_SHARE_WARN:.0%} of its hours "
+            "imputed in the checked partitions.",
+            _imputed_share,
+        )
+    ],
+    "features/hourly": [
+        PlannedCheck(
+            "demand_within_balancing_authority_bounds",
+            "error",
+            f"Filled demand is positive and below {BA_PEAK_FACTOR:g}x the balancing "
+            "authority's typical peak (sources/data/balancing_authorities.csv).",
+            _demand_within_ba_bounds,
+        )
+    ],
+}
