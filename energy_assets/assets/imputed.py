@@ -16,11 +16,40 @@ from dagster import (
     asset,
 )
 
+from energy_assets.contracts.tables import BA_PEAK_FACTOR
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
-from energy_assets.transform.clean import CleaningConfig, clean
+from energy_assets.plots import reported_vs_filled_markdown
+from energy_assets.sources.balancing_authorities import load_balancing_authorities
+from energy_assets.transform.clean import DEFAULT_RULES, CleaningConfig, SeriesRule, clean
 
 CONTEXT_DAYS = CleaningConfig().context_days
+SMALL_BA_PEAK_MW = 200.0
+
+
+def cleaning_config() -> CleaningConfig:
+    """Ruggles' screens, except for balancing authorities too small for them.
+
+    Below ~200 MW, whole-MW reporting repeats values for hours on end, so the identical-run and
+    delta screens reject ordinary data (Ruggles et al. left such regions out for that reason).
+    Their demand-like series get bounds only: at least 1 MW and at most BA_PEAK_FACTOR times the
+    typical peak (the bound `features/hourly` checks).
+    """
+    small = load_balancing_authorities().filter(pl.col("typical_peak_mw") < SMALL_BA_PEAK_MW)
+    rules = tuple(
+        SeriesRule(
+            pattern="demand|demand_forecast_da|net_generation",
+            regions=code,
+            screen="bounds",
+            lower=1.0,  # whole-MW reporting: a 0 stands for a missing value, not for demand
+            upper=BA_PEAK_FACTOR * peak,  # the features layer's per-BA bound, screened here
+            positive=True,
+            covariates=("demand_forecast_da",),
+            linear_max_gap_hours=3,
+        )
+        for code, peak in small.select("code", "typical_peak_mw").iter_rows()
+    )
+    return CleaningConfig(rules=(*rules, *DEFAULT_RULES))
 
 
 @asset(
@@ -47,7 +76,7 @@ CONTEXT_DAYS = CleaningConfig().context_days
 @observed
 def imputed_series(context: AssetExecutionContext, aligned: pl.DataFrame) -> pl.DataFrame:
     start, end = context.partition_time_window
-    result = clean(aligned, start, end)
+    result = clean(aligned, start, end, cleaning_config())
     summary = (
         result.group_by("flag").len().sort("len", descending=True).rows() if result.height else []
     )
@@ -59,4 +88,7 @@ def imputed_series(context: AssetExecutionContext, aligned: pl.DataFrame) -> pl.
             "flags": MetadataValue.json({flag: n for flag, n in summary}),
         }
     )
+    chart = reported_vs_filled_markdown(result) if result.height else None
+    if chart is not None:
+        context.add_output_metadata({"reported_vs_filled": MetadataValue.md(chart)})
     return result

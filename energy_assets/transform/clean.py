@@ -133,6 +133,10 @@ DEFAULT_RULES: tuple[SeriesRule, ...] = (
         covariates=("caiso_load_actual",),
         linear_max_gap_hours=0,
     ),
+    # storage charges from the grid: CAISO batteries alone draw several GW in the afternoon
+    SeriesRule(
+        pattern="generation_bat|generation_ps", screen="bounds", lower=-50_000.0, upper=50_000.0
+    ),
     SeriesRule(pattern="generation_*", screen="bounds", lower=-1000.0, upper=200_000.0),
     SeriesRule(
         pattern="total_interchange|interchange_to_*",
