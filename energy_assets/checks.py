@@ -30,6 +30,10 @@ from energy_assets.partitions import DAILY
 
 
 def _markdown(frame: pl.DataFrame) -> str:
+    binary = [c for c in frame.columns if frame.schema[c] == pl.Binary]
+    frame = frame.with_columns(  # response bodies: show their size, not megabytes of bytes
+        [(pl.col(c).bin.size().cast(pl.String) + " bytes").alias(c) for c in binary]
+    )
     shown = frame.with_columns(
         [pl.col(c).cast(pl.String) for c in frame.columns if frame.schema[c] != pl.String]
     )

@@ -184,6 +184,8 @@ def materialize_range(
                     else ""
                 )
             )
+            if not result.success and checks_only and step.checks_failed:
+                continue  # report every failing check of every layer, then exit 1
             if not result.success:
                 failure = next(
                     (e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None
@@ -247,14 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ui":
         prepare_instance(settings.dagster_home)
         root = Path(__file__).resolve().parents[1]
-        os.execvp("dagster", ["dagster", "dev", "-w", str(root / "workspace.yaml")])
+        dagster = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml")]
+        os.execv(sys.executable, dagster)
 
     first = getattr(args, "first", None) or settings.start
     last = getattr(args, "last", None) or settings.end
     select = getattr(args, "select", None)
     print(
-        f"energy-assets {args.command}: {first}..{last}, sources={settings.sources.mode}"
-        f"/{settings.sources.world}, data={settings.data_dir}"
+        f"energy-assets {args.command}: {first}..{last}, sources="
+        f"{settings.sources.get('mode', 'offline')}/{settings.sources.get('world', 'synthetic')}"
+        f", data={settings.data_dir}"
     )
     started = time.perf_counter()
     try:

@@ -45,7 +45,7 @@ def build_definitions(settings: Settings) -> Definitions:
         sensors=automation.sensors,
         resources={
             "io_manager": ParquetIOManager(base_dir=settings.data_dir),
-            "sources": SourcesResource(**settings.sources.model_dump()),
+            "sources": SourcesResource(**settings.sources),
             "pipeline": PipelineResource(**settings.pipeline),
         },
     )

@@ -201,6 +201,21 @@ class PipelineResource(ConfigurableResource):
     ring_layout: str = Field(default="zigzag", description="contiguous, striped or zigzag.")
     ring_sequence_length: int = Field(default=8760, description="Tokens per packed sequence.")
     ring_split: str = Field(default="all", description="train, val, test or all.")
+
+    @field_validator("ring_layout")
+    @classmethod
+    def _layout(cls, value: str) -> str:
+        if value not in ("contiguous", "striped", "zigzag"):
+            raise ValueError(f"ring_layout must be contiguous, striped or zigzag, not {value!r}")
+        return value
+
+    @field_validator("ring_split")
+    @classmethod
+    def _split(cls, value: str) -> str:
+        if value not in ("train", "val", "test", "all"):
+            raise ValueError(f"ring_split must be train, val, test or all, not {value!r}")
+        return value
+
     ring_check_distributed: bool = Field(
         default=False,
         description="Verify ring attention with P real processes (mx.distributed ring) in the "

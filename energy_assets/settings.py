@@ -3,7 +3,8 @@
 `load_settings(path)` reads and validates the file; `definitions.py` builds the Definitions from
 it (the file comes from $ENERGY_ASSETS_CONFIG, else `configs/main.yaml`), and the `energy-assets`
 CLI uses the same file, so the web UI, the CLI and the tests see the same assets and resources.
-Relative paths in the file are resolved against the project root (the config folder's parent).
+Relative paths in the file are resolved against the config folder's parent (the project root
+for files under `configs/`).
 """
 
 from __future__ import annotations
@@ -21,18 +22,6 @@ DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "main.yaml"
 CONFIG_ENV = "ENERGY_ASSETS_CONFIG"
 
 
-class SourcesSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mode: str = "offline"
-    world: str = "synthetic"
-    realdata_dir: str | None = None
-    seed: int = 7
-    defects: bool = True
-    respondents: list[str] | None = None
-    eia_api_key_env: str = "EIA_API_KEY"
-    caiso_min_interval_s: float = 5.0
-
-
 class Settings(BaseModel):
     """Everything a run depends on. Unknown keys are refused, so typos do not pass silently."""
 
@@ -45,7 +34,9 @@ class Settings(BaseModel):
     dagster_home: str = Field(
         default="data/dagster_home", description="Dagster instance folder (dagster.yaml)."
     )
-    sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    sources: dict[str, Any] = Field(
+        default_factory=dict, description="SourcesResource fields (where the APIs are)."
+    )
     pipeline: dict[str, Any] = Field(
         default_factory=dict, description="PipelineResource fields (windows, splits, ring)."
     )
@@ -62,9 +53,9 @@ class Settings(BaseModel):
                 return value
             return str((root / value).resolve())
 
-        sources = self.sources
-        if sources.realdata_dir:
-            sources = sources.model_copy(update={"realdata_dir": absolute(sources.realdata_dir)})
+        sources = dict(self.sources)
+        if sources.get("realdata_dir"):
+            sources["realdata_dir"] = absolute(sources["realdata_dir"])
         return self.model_copy(
             update={
                 "data_dir": absolute(self.data_dir),
@@ -95,4 +86,27 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
         )
         raise SettingsError(f"{config} is invalid: {problems}") from None
+    _validate_resources(config, settings)
     return settings.resolved(config.resolve().parent.parent)
+
+
+def _validate_resources(config: Path, settings: Settings) -> None:
+    """The `sources:` and `pipeline:` blocks are the resources' own fields, checked here so a
+    typo fails at load time with the file and key named, not deep inside a run."""
+    from energy_assets.resources import PipelineResource, SourcesResource
+
+    for block, resource in (("sources", SourcesResource), ("pipeline", PipelineResource)):
+        values = getattr(settings, block)
+        unknown = sorted(set(values) - set(resource.model_fields))
+        if unknown:
+            raise SettingsError(
+                f"{config}: unknown key(s) {unknown} under {block}:; "
+                f"known keys: {sorted(resource.model_fields)}"
+            )
+        try:
+            resource(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{block}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise SettingsError(f"{config} is invalid: {problems}") from None

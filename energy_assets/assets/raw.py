@@ -30,7 +30,7 @@ from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import SourcesResource
 from energy_assets.sources.base import raw_responses_frame, responses_from_frame
-from energy_assets.sources.http import RetriesExhausted
+from energy_assets.sources.http import TransientSourceError
 from energy_assets.sources.registry import SOURCES, SourceSpec, fetch_days, parse_days
 
 # Transient upstream trouble that outlasts the client's own retries gets another go later;
@@ -44,7 +44,7 @@ EXTRACTION_RETRY = RetryPolicy(
 def _fetch_or_fail(spec: SourceSpec, sources: SourcesResource, days: list[date]):
     try:
         return fetch_days(spec, sources, days)
-    except RetriesExhausted:
+    except TransientSourceError:
         raise  # the RetryPolicy re-runs the step after a jittered, growing delay
     except Exception as exc:
         raise Failure(

@@ -43,8 +43,6 @@ from upath import UPath
 from energy_assets.contracts.core import Contract
 from energy_assets.contracts.tables import contract_for
 
-FILE_METADATA_KEY = "energy_assets"
-
 
 @dataclass(frozen=True)
 class FrameWithMetadata:
@@ -93,7 +91,7 @@ def split_by_day(frame: pl.DataFrame, column: str, keys: list[str]) -> dict[str,
     """Rows per partition key (YYYY-MM-DD), every key present; rows outside the keys raise."""
     day = pl.col(column) if frame.schema[column] == pl.Date else pl.col(column).dt.date()
     tagged = frame.with_columns(day.dt.strftime("%Y-%m-%d").alias("__day"))
-    outside = tagged.filter(~pl.col("__day").is_in(keys))
+    outside = tagged.filter(pl.col("__day").is_null() | ~pl.col("__day").is_in(keys))
     if outside.height:
         seen = outside["__day"].unique().sort().to_list()[:5]
         raise PartitionMismatch(
@@ -132,7 +130,14 @@ class ParquetPartitionIOManager(UPathIOManager):
                     raise PartitionMismatch(
                         f"asset returned frames for {sorted(unknown)}, not partitions of this run"
                     )
-                frames = {k: contract.conform(obj.get(k, contract.empty())) for k in keys}
+                frames = {
+                    k: split_by_day(
+                        contract.conform(obj.get(k, contract.empty())),
+                        contract.partition_column,
+                        [k],
+                    )[k]
+                    for k in keys
+                }
             else:
                 frames = split_by_day(contract.conform(obj), contract.partition_column, keys)
         written = {
@@ -171,8 +176,8 @@ class ParquetPartitionIOManager(UPathIOManager):
                     os.unlink(temporary)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("wb") as handle:  # object stores publish only complete uploads
-                handle.write(data)
+            # one PUT: an object store publishes the object only when the upload completes
+            path.fs.pipe_file(path.path, data)
         return len(data)
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
@@ -216,7 +221,10 @@ class ParquetPartitionIOManager(UPathIOManager):
                     metadata.append((key, self._file_metadata(paths[key])))
             else:
                 missing.append(key)
-        if missing and not allow_missing:
+        own = _run_partition_keys(context, sorted(paths))
+        if missing and (not allow_missing or set(missing) & own):
+            # context days may be absent; the run's own days never are
+            missing = sorted(set(missing) & own) if allow_missing else missing
             raise FileNotFoundError(
                 f"{_asset_path(context)} has no stored partition(s) {missing[:5]}"
                 f"{' ...' if len(missing) > 5 else ''} under {self._base_path}; materialize them "
@@ -242,6 +250,15 @@ class ParquetPartitionIOManager(UPathIOManager):
     def _file_metadata(self, path: UPath) -> dict[str, str]:
         with path.open("rb") as handle:
             return pl.read_parquet_metadata(handle)
+
+
+def _run_partition_keys(context: InputContext, candidates: list[str]) -> set[str]:
+    """The keys among `candidates` that are partitions of the running step itself."""
+    try:
+        window = context.step_context.partition_key_range
+    except Exception:  # no run partitions known (direct invocation): treat all as own
+        return set(candidates)
+    return {k for k in candidates if window.start <= k <= window.end}
 
 
 def read_file_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -32,7 +32,13 @@ from energy_assets.sources.base import (
     empty_long,
     redact,
 )
-from energy_assets.sources.http import HttpFetcher, RetryableSourceError, RetryPolicy, SourceError
+from energy_assets.sources.http import (
+    HttpFetcher,
+    RetryableSourceError,
+    RetryPolicy,
+    SourceError,
+    TransientSourceError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +262,7 @@ class EIAClient:
             if not pages:
                 first_total = total
             elif total != first_total:
-                raise SourceError(
+                raise TransientSourceError(
                     f"EIA `total` changed between pages of {spec.name} from {first_total} to "
                     f"{total} (at {shown}): the data was revised while paging, so the pages do "
                     "not fit together. Re-run the fetch."
@@ -289,7 +295,7 @@ class EIAClient:
             # page); paging then resumes after the rows received. Anything else is an error.
             cut_silently = len(rows) < expected and not warnings
             if len(rows) > expected or cut_silently or (not rows and expected > 0):
-                raise SourceError(
+                raise TransientSourceError(
                     f"EIA page at offset {offset} of {spec.name} holds {len(rows)} rows but "
                     f"`total`={total} and length={length} promise {expected} ({shown}); "
                     "the response is incomplete or inconsistent. Re-run the fetch; if it "

@@ -22,7 +22,11 @@ class SourceError(RuntimeError):
     """An upstream answered something the platform cannot use. The message never holds secrets."""
 
 
-class RetriesExhausted(SourceError):
+class TransientSourceError(SourceError):
+    """Upstream trouble that a later attempt can fix (the asset's RetryPolicy re-runs it)."""
+
+
+class RetriesExhausted(TransientSourceError):
     """Transient trouble outlasted the client's bounded retries; worth another try later."""
 
 
@@ -106,7 +110,12 @@ class HttpFetcher:
                 response = self.session.get(
                     url, params=params, headers=headers, timeout=self.policy.timeout_s
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,  # connection dropped mid-body
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
                 last_problem = f"{type(exc).__name__}: {redact(str(exc), self.secrets)}"
             else:
                 if response.status_code in self.policy.retry_statuses:

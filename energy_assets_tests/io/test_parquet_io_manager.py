@@ -273,3 +273,25 @@ def test_partition_loader_input_reads_one_day_at_a_time(tmp_path):
     assert run([toy, lazy], str(tmp_path), tags=tags, selection=[lazy]).success
     assert seen == [24, 24, 24]
     assert files(tmp_path).count("test/toy_window/2024-01-02.parquet") == 1
+
+
+def test_rows_without_a_day_are_refused_not_dropped():
+    from energy_assets.io.parquet import PartitionMismatch, split_by_day
+
+    frame = hours("2024-01-02", 1).with_columns(
+        pl.when(pl.col("value") == 0).then(None).otherwise(pl.col("interval_start_utc"))
+        .alias("interval_start_utc")
+    )  # fmt: skip
+    with pytest.raises(PartitionMismatch, match="1 rows fall"):
+        split_by_day(frame, "interval_start_utc", ["2024-01-02"])
+
+
+def test_allow_missing_covers_context_days_but_not_the_runs_own_day(tmp_path):
+    # only the neighbours exist: the run's own upstream day is missing
+    run([toy], str(tmp_path), partition_key="2024-01-01")
+    result = run(
+        [toy, toy_window], str(tmp_path), partition_key="2024-01-03", selection=[toy_window],
+        raise_on_error=False,
+    )  # fmt: skip
+    assert not result.success
+    assert "has no stored partition(s) ['2024-01-03']" in str(result.all_events)

@@ -471,3 +471,33 @@ def test_unknown_route_is_refused_before_any_request():
     with pytest.raises(ValueError, match="sub-BA data is not ingested"):
         client.fetch("region-sub-ba-data", DAY, NEXT_DAY)
     assert client.requests_made == 0
+
+
+def test_connection_dropped_mid_body_is_retried():
+    import socket
+    import threading
+
+    from energy_assets.sources.http import HttpFetcher, RetriesExhausted, RetryPolicy
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    served = []
+
+    def serve() -> None:
+        for _ in range(3):
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 50)
+            conn.close()
+            served.append(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    fetcher = HttpFetcher(policy=RetryPolicy(max_attempts=3, timeout_s=5), sleep=lambda s: None)
+    with pytest.raises(RetriesExhausted, match="failed after 3 attempts"):
+        fetcher.get(f"http://127.0.0.1:{port}/v2/x")
+    thread.join(timeout=5)
+    listener.close()
+    assert len(served) == 3
