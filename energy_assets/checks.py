@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from energy_assets.contracts.core import CheckOutcome, Contract
-from energy_assets.contracts.evaluate import SAMPLE_ROWS, PlannedCheck, check_plan, evaluate
+from energy_assets.contracts.evaluate import SAMPLE_ROWS, PlannedCheck, check_plan, run_checks
 from energy_assets.contracts.tables import EXTRA_CHECKS, contract_for
 from energy_assets.io.parquet import PartitionLoader
 from energy_assets.partitions import DAILY
@@ -97,13 +97,31 @@ def merge(day_outcomes: list[list[CheckOutcome]]) -> list[CheckOutcome]:
 def evaluate_partitions(
     contract: Contract, partitions: PartitionLoader, extra: list[PlannedCheck]
 ) -> list[CheckOutcome]:
-    """Day by day (bounded memory) when days cannot share a primary key, else all at once."""
+    """Every check of the plan over the loaded days, one day in memory at a time.
+
+    Row-level checks run day by day and are merged (exact, because the primary key includes
+    the day); checks that compare days (`range_columns`) run once on a projection of the range.
+    A contract whose key spans days (ring segments) is checked on the concatenated range.
+    """
+    plan = check_plan(contract, extra)
     if not partitions.keys:
-        return evaluate(contract, contract.empty(), extra)
-    if contract.partition_column in contract.primary_key:
-        return merge([evaluate(contract, partitions.load(k), extra) for k in partitions.keys])
-    frames = [partitions.load(k) for k in partitions.keys]
-    return evaluate(contract, pl.concat(frames, how="vertical"), extra)
+        return run_checks(contract, contract.empty(), plan)
+    if contract.partition_column not in contract.primary_key:
+        frames = [partitions.load(k) for k in partitions.keys]
+        return run_checks(contract, pl.concat(frames, how="vertical"), plan)
+    daywise = [p for p in plan if not p.range_columns]
+    rangewise = [p for p in plan if p.range_columns]
+    needed = sorted({c for p in rangewise for c in p.range_columns})
+    per_day, projections = [], []
+    for key in partitions.keys:
+        day = partitions.load(key)
+        per_day.append(run_checks(contract, day, daywise))
+        projections.append(day.select([c for c in needed if c in day.columns]))
+    outcomes = {o.name: o for o in merge(per_day)}
+    if rangewise:
+        projection = pl.concat(projections, how="vertical")
+        outcomes.update({o.name: o for o in run_checks(contract, projection, rangewise)})
+    return [outcomes[p.name] for p in plan]
 
 
 def contract_checks(asset_key_path: str) -> AssetChecksDefinition:

@@ -27,6 +27,9 @@ class PlannedCheck:
     severity: Severity
     description: str
     run: Callable[[Contract, pl.DataFrame], Finding]
+    range_columns: tuple[str, ...] = ()
+    """Set when the check must see the whole checked range at once (it compares days); it
+    then gets only these columns, so long ranges stay cheap."""
 
 
 def _outcome(planned: PlannedCheck, finding: Finding) -> CheckOutcome:
@@ -106,8 +109,8 @@ def check_plan(contract: Contract, extra: list[PlannedCheck] | None = None) -> l
     """Every check `contract` implies, in a stable order, plus hand-written `extra` checks."""
     plan: list[PlannedCheck] = []
 
-    def add(name: str, severity: Severity, description: str, fn) -> None:
-        plan.append(PlannedCheck(name, severity, description, fn))
+    def add(name: str, severity: Severity, description: str, fn, columns=()) -> None:
+        plan.append(PlannedCheck(name, severity, description, fn, tuple(columns)))
 
     add("schema", "error", "Columns and dtypes are exactly the contract's.", _schema)
     add(
@@ -139,16 +142,17 @@ def check_plan(contract: Contract, extra: list[PlannedCheck] | None = None) -> l
             "error",
             f"Every {list(contract.hourly_complete_by)} group has all 24 hours of each day.",
             _hourly_continuity,
+            columns=(*contract.hourly_complete_by, contract.partition_column),
         )
     return plan + list(extra or [])
 
 
-def evaluate(
-    contract: Contract, frame: pl.DataFrame, extra: list[PlannedCheck] | None = None
+def run_checks(
+    contract: Contract, frame: pl.DataFrame, plan: list[PlannedCheck]
 ) -> list[CheckOutcome]:
-    """Run every planned check; a schema failure still lets the other checks run where they can."""
+    """Run the given checks; a schema failure still lets the other checks run where they can."""
     outcomes = []
-    for planned in check_plan(contract, extra):
+    for planned in plan:
         try:
             outcomes.append(_outcome(planned, planned.run(contract, frame)))
         except (pl.exceptions.PolarsError, KeyError) as exc:
@@ -161,3 +165,10 @@ def evaluate(
                 )
             )
     return outcomes
+
+
+def evaluate(
+    contract: Contract, frame: pl.DataFrame, extra: list[PlannedCheck] | None = None
+) -> list[CheckOutcome]:
+    """Run every planned check on one frame."""
+    return run_checks(contract, frame, check_plan(contract, extra))

@@ -465,6 +465,7 @@ EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {
             f"No region and series has more than {IMPUTED_SHARE_WARN:.0%} of its hours "
             "imputed in the checked partitions.",
             _imputed_share,
+            range_columns=("region", "series", "is_observed"),
         )
     ],
     "features/hourly": [

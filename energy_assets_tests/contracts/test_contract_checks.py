@@ -189,3 +189,31 @@ def test_a_ranged_run_checks_every_day_and_reports_the_bad_one(tmp_path, monkeyp
     assert bounds.metadata["min_seen"].value == -3.0
     assert evaluations["hourly_continuity"].passed
     assert evaluations["hourly_continuity"].metadata["hours_expected_per_group"].value == 72
+
+
+def test_a_group_missing_a_whole_day_of_a_range_breaks_continuity(tmp_path, monkeypatch):
+    from dagster import BackfillPolicy
+
+    monkeypatch.setitem(tables.CONTRACTS, "test/hourly", HOURLY)
+
+    @asset(
+        key=["test", "hourly"], partitions_def=DAILY, backfill_policy=BackfillPolicy.single_run()
+    )
+    def gap(context) -> pl.DataFrame:
+        days = [good_day(k) for k in context.partition_keys]
+        days[1] = good_day(context.partition_keys[1], regions=("A",))  # B vanishes for a day
+        return pl.concat(days)
+
+    result = materialize(
+        [gap, contract_checks("test/hourly")],
+        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
+        instance=DagsterInstance.ephemeral(),
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-03",
+        },
+        raise_on_error=False,
+    )
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["hourly_continuity"].passed
+    assert "| B |" in evaluations["hourly_continuity"].metadata["sample"].value
