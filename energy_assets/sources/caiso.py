@@ -356,17 +356,7 @@ class CAISOClient:
         for page, params in enumerate(self.plan(dataset, start, end)):
             response = self.fetcher.get(self.url, params=params, check=check_oasis_response)
             responses.append(
-                RawResponse(
-                    source=SOURCE,
-                    dataset=dataset,
-                    request_url=self.fetcher.redacted_url(self.url, params),
-                    request_params=dict(params),
-                    page=page,
-                    status=response.status_code,
-                    content_type=response.headers.get("Content-Type", ""),
-                    fetched_at_utc=datetime.now(UTC),
-                    body=response.content,
-                )
+                self.fetcher.record(SOURCE, dataset, self.url, dict(params), page, response)
             )
         return responses
 

@@ -12,10 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import requests
 
-from energy_assets.sources.base import redact
+from energy_assets.sources.base import RawResponse, redact
 
 
 class SourceError(RuntimeError):
@@ -136,6 +137,25 @@ class HttpFetcher:
             f"GET {self.redacted_url(url, params)} failed after {self.policy.max_attempts} "
             f"attempts; last problem: {last_problem}. The service may be throttling or down: "
             "retry later, or lower the request rate / concurrency pool limit."
+        )
+
+    def record(
+        self, source: str, dataset: str, url: str, params: dict, page: int, response
+    ) -> RawResponse:
+        """The verbatim record of one answer, with URL and parameters redacted."""
+        return RawResponse(
+            source=source,
+            dataset=dataset,
+            request_url=self.redacted_url(url, params),
+            request_params={
+                k: redact(str(v), self.secrets) if isinstance(v, str) else v
+                for k, v in params.items()
+            },
+            page=page,
+            status=response.status_code,
+            content_type=response.headers.get("Content-Type", ""),
+            fetched_at_utc=datetime.now(UTC),
+            body=response.content,
         )
 
     def redacted_url(self, url: str, params: object = None) -> str:

@@ -304,17 +304,7 @@ class OpenMeteoClient:
             self.budget.acquire(weight)
             response = self.fetcher.get(self.url, params=params, check=check_openmeteo_response)
             responses.append(
-                RawResponse(
-                    source=SOURCE,
-                    dataset=DATASET,
-                    request_url=self.fetcher.redacted_url(self.url, params),
-                    request_params=dict(params),
-                    page=page,
-                    status=response.status_code,
-                    content_type=response.headers.get("Content-Type", ""),
-                    fetched_at_utc=datetime.now(UTC),
-                    body=response.content,
-                )
+                self.fetcher.record(SOURCE, DATASET, self.url, dict(params), page, response)
             )
         return responses
 
