@@ -113,8 +113,8 @@ def _section(settings: Any, name: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if hasattr(value, "model_dump"):
-        return value.model_dump()
-    return dict(value)
+        value = value.model_dump()
+    return {k: v for k, v in dict(value).items() if v is not None}  # None: use the default
 
 
 def _source_option(settings: Any, name: str, default: Any) -> Any:

@@ -13,6 +13,7 @@ asset's backfill policy, so the web UI shows the same runs and materializations 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -30,6 +31,9 @@ concurrency:
   pools:
     default_limit: 2
 """
+
+
+SAY = functools.partial(print, flush=True)  # progress must show up live in piped CI logs
 
 
 @dataclass
@@ -104,16 +108,18 @@ def materialize_range(
     last: date,
     select: Sequence[str] | None = None,
     checks_only: bool = False,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = SAY,
 ) -> list[Step]:
     """Materialize (or only check) every selected layer over [first, last], printing progress."""
     from dagster import AssetSelection, materialize
 
-    from energy_assets.definitions import build_definitions
+    from energy_assets.automation import build_automation
+    from energy_assets.definitions import build_definitions, freshness_selection
     from energy_assets.partitions import days_between
 
     instance = prepare_instance(settings.dagster_home)
     defs = build_definitions(settings)
+    freshness = freshness_selection(build_automation(settings))
     graph = defs.resolve_asset_graph()
     all_defs = [*defs.assets, *defs.asset_checks]
     days = days_between(first, last)
@@ -139,6 +145,8 @@ def materialize_range(
             selection = AssetSelection.assets(*keys)
             if checks_only:
                 selection = AssetSelection.checks_for_assets(*keys)
+            if freshness is not None:
+                selection = selection - freshness
             tick = time.perf_counter()
             result = materialize(
                 all_defs,
@@ -174,9 +182,11 @@ def materialize_range(
             steps.append(step)
             done += len(chunk)
             rate = done / max(time.perf_counter() - started, 1e-9)
+            eta = (total - done) / rate if rate else 0.0
             say(
                 f"[{index}/{len(plan)}] {name:<14} {chunk[0]}..{chunk[-1]}  "
-                f"{done}/{total} partition-steps  {rate:5.2f}/s  {step.rows:>10,} rows  "
+                f"{done}/{total} partition-steps  {rate:5.2f}/s  ETA {eta:4.0f} s  "
+                f"{step.rows:>10,} rows  "
                 f"{step.seconds:6.1f} s"
                 + (
                     f"  FAILED CHECKS: {', '.join(step.checks_failed)}"

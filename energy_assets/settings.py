@@ -22,6 +22,24 @@ DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "main.yaml"
 CONFIG_ENV = "ENERGY_ASSETS_CONFIG"
 
 
+class AutomationSettings(BaseModel):
+    """Schedules and freshness (energy_assets/automation.py); null keys mean the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    refresh_cron: str | None = None
+    freshness_deadline_cron: str | None = None
+    freshness_checks: bool | None = Field(default=None, description="null: in live mode only")
+    refresh_excluded_groups: list[str] | None = None
+
+
+class AlertSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    webhook_url: str | None = Field(
+        default=None,
+        description="Run failures are POSTed here ($ENERGY_ASSETS_ALERT_WEBHOOK wins).",
+    )
+
+
 class Settings(BaseModel):
     """Everything a run depends on. Unknown keys are refused, so typos do not pass silently."""
 
@@ -40,6 +58,8 @@ class Settings(BaseModel):
     pipeline: dict[str, Any] = Field(
         default_factory=dict, description="PipelineResource fields (windows, splits, ring)."
     )
+    automation: AutomationSettings = Field(default_factory=lambda: AutomationSettings())
+    alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
 
     @model_validator(mode="after")
     def _range(self) -> Settings:
