@@ -149,3 +149,32 @@ def test_screen_handles_empty_and_all_missing() -> None:
     assert screen_ruggles(np.empty((0, 2))).shape == (0, 2)
     names = flag_names(screen_ruggles(np.full((50, 1), np.nan)))
     assert set(names[:, 0]) == {"MISSING"}
+
+
+def test_iqr_bounds_shortcut_flags_exactly_what_the_exact_iqr_flags(monkeypatch):
+    """The screens settle most cells at cheap IQR bounds; the result must equal the exact path."""
+    import numpy as np
+
+    from energy_assets.transform import screen
+
+    rng = np.random.default_rng(7)
+    hours = np.arange(24 * 40)
+    cases = []
+    for _ in range(6):
+        base = (
+            1000
+            + 300 * np.sin(2 * np.pi * hours / 24)[:, None]
+            + rng.normal(0, 20, (hours.size, 4))
+        )
+        x = base.copy()
+        x[rng.random(x.shape) < 0.05] = np.nan  # gaps
+        spikes = rng.random(x.shape) < 0.01
+        x[spikes] *= rng.uniform(1.5, 4, spikes.sum())  # anomalies for the IQR screens
+        x[rng.random(x.shape) < 0.005] = 0.0
+        cases.append(x)
+    shortcut = [screen.screen_ruggles(x) for x in cases]
+    monkeypatch.setattr(screen, "_RollingIqr", screen._ExactIqr)
+    exact = [screen.screen_ruggles(x) for x in cases]
+    for got, want in zip(shortcut, exact, strict=True):
+        assert np.array_equal(got, want)
+    assert any((f != screen.OKAY).sum() > 0 for f in exact)
