@@ -262,6 +262,31 @@ FEATURES = Contract(
     hourly_complete_by=("region",),
 )
 
+# Columns the ML dataset and its ring segments share (mask polarity: 1 = counts / is so).
+TARGET_Z = Column(name="target_z", dtype="float32", description="Normalised target.", role="target")
+IS_OBSERVED = Column(
+    name="is_observed",
+    dtype="bool",
+    description="1 = target observed.",
+    nullable=False,
+    role="mask",
+)
+IS_PAD = Column(
+    name="is_pad",
+    dtype="bool",
+    description="1 = no data for the hour (dataset padding).",
+    nullable=False,
+    role="mask",
+)
+LOSS_WEIGHT = Column(
+    name="loss_weight",
+    dtype="float32",
+    description="1 = counts in the loss (observed and not pad).",
+    nullable=False,
+    role="mask",
+    bounds=Bounds(min=0, max=1),
+)
+
 ML_DATASET = Contract(
     name="ml_dataset",
     description="MLX-ready series per balancing authority on one hourly grid, z-scored with "
@@ -291,29 +316,10 @@ ML_DATASET = Contract(
             unit="MW",
             role="target",
         ),
-        Column(name="target_z", dtype="float32", description="Normalised target.", role="target"),
-        Column(
-            name="is_observed",
-            dtype="bool",
-            description="1 = target observed.",
-            nullable=False,
-            role="mask",
-        ),
-        Column(
-            name="is_pad",
-            dtype="bool",
-            description="1 = no data for the hour.",
-            nullable=False,
-            role="mask",
-        ),
-        Column(
-            name="loss_weight",
-            dtype="float32",
-            description="1 = counts in the loss (observed and not pad).",
-            nullable=False,
-            role="mask",
-            bounds=Bounds(min=0, max=1),
-        ),
+        TARGET_Z,
+        IS_OBSERVED,
+        IS_PAD,
+        LOSS_WEIGHT,
         Column(
             name="window_split",
             dtype="string",
@@ -366,13 +372,7 @@ ML_RING_SEGMENTS = Contract(
             name="segment_id", description="Packed series (region) within the sequence.", **_INT
         ),
         Column(name="position_in_segment", description="Position within its segment.", **_INT),
-        Column(
-            name="is_pad",
-            dtype="bool",
-            description="1 = dataset padding.",
-            nullable=False,
-            role="mask",
-        ),
+        IS_PAD,
         Column(
             name="is_ring_pad",
             dtype="bool",
@@ -380,22 +380,9 @@ ML_RING_SEGMENTS = Contract(
             nullable=False,
             role="mask",
         ),
-        Column(
-            name="is_observed",
-            dtype="bool",
-            description="1 = target observed.",
-            nullable=False,
-            role="mask",
-        ),
-        Column(
-            name="loss_weight",
-            dtype="float32",
-            description="1 = counts in the loss.",
-            nullable=False,
-            role="mask",
-            bounds=Bounds(min=0, max=1),
-        ),
-        Column(name="target_z", dtype="float32", description="Normalised target.", role="target"),
+        IS_OBSERVED,
+        LOSS_WEIGHT,
+        TARGET_Z,
     ),
     open_columns=ML_DATASET.open_columns,
     primary_key=("sequence_id", "position_id"),
