@@ -34,7 +34,10 @@ target day depend only on the window's data, never on how it was split into part
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -223,19 +226,15 @@ def clean(
         return pl.DataFrame(schema=CLEAN_SCHEMA)
 
     rule_of = cfg.rule_index(keys).to_numpy()
-    flags = _screen(x, rule_of, cfg)
-    y = np.where(flags == OKAY, x, np.nan)
-
-    rules = cfg.rules
-    positive = np.array([rules[r].positive if r >= 0 else False for r in rule_of])
-    linear_max = np.array([rules[r].linear_max_gap_hours if r >= 0 else 3 for r in rule_of])
-    covariates = _related(keys, y, rule_of, cfg, "covariates")
-    drivers = _related(keys, y, rule_of, cfg, "drivers")
-    bases = np.array(
-        [np.nan if r < 0 or rules[r].driver_base is None else rules[r].driver_base for r in rule_of]
-    )
-    drivers = [np.where(np.isnan(bases), z, np.abs(z - bases)) for z in drivers]
-    filled, methods = impute_matrix(y, covariates, positive, linear_max, cfg.impute, drivers)
+    blocks = _region_blocks(keys.get_column("region"), _workers())
+    if len(blocks) == 1:
+        flags, filled, methods = _clean_block(keys, x, rule_of, cfg)
+    else:  # numpy, bottleneck and polars release the GIL: the blocks run on separate cores
+        with ThreadPoolExecutor(len(blocks)) as pool:
+            parts = list(
+                pool.map(lambda b: _clean_block(keys[b], x[:, b], rule_of[b], cfg), blocks)
+            )
+        flags, filled, methods = (np.hstack(p) for p in zip(*parts, strict=True))
 
     r0 = (int(target_start.timestamp() * 1_000_000) - t0_us) // HOUR_US
     r1 = (int(target_end.timestamp() * 1_000_000) - t0_us) // HOUR_US
@@ -257,6 +256,51 @@ def clean(
     ).join(meta, on=["region", "series"], how="left", maintain_order="left")
     # to_matrix sorts keys and matrix_to_long emits key-major, time-minor: already sorted.
     return out.select(list(CLEAN_SCHEMA)).cast(CLEAN_SCHEMA)
+
+
+def _workers() -> int:
+    """Cores this process may use (affinity-aware where the platform tells)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(os.cpu_count() or 1, 1)
+
+
+def _region_blocks(regions: pl.Series, workers: int, min_columns: int = 32) -> list[slice]:
+    """Split the (region-sorted) columns into up to `workers` contiguous blocks of whole
+    regions: a series and its covariates and drivers always share a block, and every column is
+    screened and imputed on its own, so the blocks' results are the whole matrix's."""
+    n = regions.len()
+    if workers < 2 or n < 2 * min_columns:
+        return [slice(0, n)]
+    starts = np.flatnonzero(np.r_[True, (regions[1:] != regions[:-1]).to_numpy()])
+    bounds = [0]
+    for k in range(1, workers):  # the region start nearest to an even share
+        cut = int(starts[np.abs(starts - k * n / workers).argmin()])
+        if bounds[-1] < cut < n:
+            bounds.append(cut)
+    bounds.append(n)
+    return [slice(a, b) for a, b in pairwise(bounds)]
+
+
+def _clean_block(
+    keys: pl.DataFrame, x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Screen and impute columns `x` (whole regions): (flags, filled values, method codes)."""
+    flags = _screen(x, rule_of, cfg)
+    y = np.where(flags == OKAY, x, np.nan)
+
+    rules = cfg.rules
+    positive = np.array([rules[r].positive if r >= 0 else False for r in rule_of])
+    linear_max = np.array([rules[r].linear_max_gap_hours if r >= 0 else 3 for r in rule_of])
+    covariates = _related(keys, y, rule_of, cfg, "covariates")
+    drivers = _related(keys, y, rule_of, cfg, "drivers")
+    bases = np.array(
+        [np.nan if r < 0 or rules[r].driver_base is None else rules[r].driver_base for r in rule_of]
+    )
+    drivers = [np.where(np.isnan(bases), z, np.abs(z - bases)) for z in drivers]
+    filled, methods = impute_matrix(y, covariates, positive, linear_max, cfg.impute, drivers)
+    return flags, filled, methods
 
 
 def _screen(x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig) -> np.ndarray:

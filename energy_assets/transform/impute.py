@@ -274,9 +274,9 @@ def _blend_gaps(
             resid = sub[:, used] - p
             if half is not None:  # short gaps: how smooth the residual is across the gap
                 resid = resid - (shift_rows(resid, half) + shift_rows(resid, -half)) / 2
-            local = rolling(np.abs(resid), "mean", cfg.error_window_hours)
-            err_l = np.where(has_l, local[li, pos], np.nan)
-            err_r = np.where(has_r, local[hi_, pos], np.nan)
+            local = _CentredMean(np.abs(resid), cfg.error_window_hours)
+            err_l = np.where(has_l, local.at(li, pos), np.nan)
+            err_r = np.where(has_r, local.at(hi_, pos), np.nan)
             err = np.where(
                 np.isnan(err_l), err_r, np.where(np.isnan(err_r), err_l, (err_l + err_r) / 2)
             )
@@ -301,6 +301,29 @@ def _blend_gaps(
             rs, ls, hs, has_l, has_r, res_l, res_r, length[sel], cfg
         )
     return r, cols_any[c], values
+
+
+class _CentredMean:
+    """`rolling(a, "mean", window)` (centred, NaN skipped, edges truncated) read at chosen
+    cells only: two column-wise cumulative sums, then two lookups per cell. The errors only
+    weight the candidates, so summation order (a few ulps against polars) does not matter."""
+
+    def __init__(self, a: np.ndarray, window: int) -> None:
+        n, m = a.shape
+        ok = ~np.isnan(a)
+        self.sums = np.zeros((n + 1, m))
+        np.cumsum(np.where(ok, a, 0.0), axis=0, out=self.sums[1:])
+        self.counts = np.zeros((n + 1, m), dtype=np.int32)
+        np.cumsum(ok, axis=0, out=self.counts[1:])
+        self.n, self.before = n, window // 2  # rows t - w // 2 .. t + (w - 1) // 2, as polars
+        self.after = window - self.before - 1
+
+    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        lo = np.clip(rows - self.before, 0, self.n)
+        hi = np.clip(rows + self.after + 1, 0, self.n)
+        total = self.sums[hi, cols] - self.sums[lo, cols]
+        count = self.counts[hi, cols] - self.counts[lo, cols]
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _edge_correction(

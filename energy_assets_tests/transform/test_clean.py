@@ -285,3 +285,28 @@ def test_empty_inputs_give_empty_outputs_with_their_schemas() -> None:
     assert aligned.height == cleaned.height == features.height == 0
     assert cleaned.schema == pl.Schema(CLEAN_SCHEMA)
     assert features.columns == list(FEATURE_COLUMNS)
+
+
+def test_clean_on_region_blocks_in_threads_equals_one_block(monkeypatch) -> None:
+    """The parallel path (whole regions per thread) gives exactly the single-block result."""
+    import energy_assets.transform.clean as clean_module
+
+    rng = np.random.default_rng(7)
+    values = {}
+    for r in range(40):  # 80 columns: enough for two blocks
+        d, f = _demand_and_forecast(seed=r)
+        d[rng.random(d.size) < 0.02] = np.nan
+        d[24 * (10 + r % 20) : 24 * (10 + r % 20) + 30] = np.nan  # long gaps use the forecast
+        d[rng.integers(0, d.size, 3)] *= 6  # spikes for the screens
+        values[(f"R{r:02d}", "demand")] = d
+        values[(f"R{r:02d}", "demand_forecast_da")] = f
+    window = _window(values)
+    blocks = clean_module._region_blocks(pl.Series([region for region, _ in sorted(values)]), 2)
+    assert len(blocks) == 2 and blocks[0].stop % 2 == 0  # a region is never split
+    monkeypatch.setattr(clean_module, "_workers", lambda: 1)
+    one = clean(window, START, START + N_DAYS * DAY)
+    monkeypatch.setattr(clean_module, "_workers", lambda: 2)
+    two = clean(window, START, START + N_DAYS * DAY)
+    assert (one.get_column("flag") != "OKAY").sum() > 100
+    assert (one.get_column("method") == "blend").sum() > 1000
+    assert one.equals(two, null_equal=True)
