@@ -172,9 +172,19 @@ def test_iqr_bounds_shortcut_flags_exactly_what_the_exact_iqr_flags(monkeypatch)
         x[spikes] *= rng.uniform(1.5, 4, spikes.sum())  # anomalies for the IQR screens
         x[rng.random(x.shape) < 0.005] = 0.0
         cases.append(x)
-    shortcut = [screen.screen_ruggles(x) for x in cases]
+    gappy = cases[0].copy()
+    gappy[100:400, 1] = np.nan  # windows with few or no present values
+    gappy[rng.random(gappy.shape) < 0.3] = np.nan
+    cases += [gappy, cases[1][:30], cases[2][:5]]  # and series shorter than a block
+    settings = [screen.RugglesThresholds()] + [
+        screen.RugglesThresholds(iqr_window_hours=w) for w in (7, 51, 100)
+    ]
+    runs = [(x, th) for x in cases for th in settings]
+    shortcut = [screen.screen_ruggles(x, th) for x, th in runs]
     monkeypatch.setattr(screen, "_RollingIqr", screen._ExactIqr)
-    exact = [screen.screen_ruggles(x) for x in cases]
+    exact = [screen.screen_ruggles(x, th) for x, th in runs]
     for got, want in zip(shortcut, exact, strict=True):
         assert np.array_equal(got, want)
     assert any((f != screen.OKAY).sum() > 0 for f in exact)
+    local = {screen.CODE[name] for name in ("LOCAL_DEM_UP", "LOCAL_DEM_DOWN", "DELTA")}
+    assert local <= {int(c) for f in exact for c in np.unique(f)}  # the IQR screens fired
