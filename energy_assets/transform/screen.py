@@ -44,7 +44,6 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from energy_assets.transform.grid import rolling, same_hour_median, shift_rows
