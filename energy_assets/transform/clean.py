@@ -220,7 +220,9 @@ def clean(
     for col in ("units", "source"):
         if col not in window.columns:
             window = window.with_columns(pl.lit(None, pl.Utf8).alias(col))
-    keys, t0_us, _, mats = to_matrix(window, ["value"], span=(target_start, target_end))
+    keys, t0_us, _, mats = to_matrix(
+        window, ["value"], span=(target_start, target_end), key_attrs=("units", "source")
+    )
     x = mats["value"]
     if keys.height == 0:
         return pl.DataFrame(schema=CLEAN_SCHEMA)
@@ -244,16 +246,11 @@ def clean(
         {"value": filled, "value_reported": x, "_flag": flags, "_method": methods},
         rows=slice(r0, r1),
     )
-    meta = window.group_by(["region", "series"]).agg(
-        pl.col("units").drop_nulls().min(), pl.col("source").drop_nulls().min()
-    )
     out = out.with_columns(
-        pl.col("_flag").replace_strict(dict(enumerate(FLAGS)), return_dtype=pl.Utf8).alias("flag"),
-        pl.col("_method")
-        .replace_strict(dict(enumerate(METHODS)), return_dtype=pl.Utf8)
-        .alias("method"),
+        pl.Series(FLAGS).gather(out.get_column("_flag")).alias("flag"),
+        pl.Series(METHODS).gather(out.get_column("_method")).alias("method"),
         (pl.col("_flag") == int(OKAY)).alias("is_observed"),
-    ).join(meta, on=["region", "series"], how="left", maintain_order="left")
+    )
     # to_matrix sorts keys and matrix_to_long emits key-major, time-minor: already sorted.
     return out.select(list(CLEAN_SCHEMA)).cast(CLEAN_SCHEMA)
 

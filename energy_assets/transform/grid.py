@@ -82,22 +82,18 @@ def encode(column: pl.Series) -> tuple[list[str], np.ndarray]:
     return values.to_list(), codes.to_numpy().astype(np.int64)
 
 
-def to_matrix(
-    long: pl.DataFrame,
-    value_cols: list[str],
-    key_cols: tuple[str, ...] = ("region", "series"),
-    span: tuple[datetime, datetime] | None = None,
-) -> tuple[pl.DataFrame, int, int, dict[str, np.ndarray]]:
-    """Scatter a long table onto a dense grid: (keys, t0_us, n_hours, {value_col: matrix}).
+def key_columns(
+    long: pl.DataFrame, key_cols: tuple[str, ...], key_attrs: tuple[str, ...] = ()
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """(distinct keys in sorted order with their `key_attrs`, key index of every row).
 
-    The grid covers every hour from the earliest to the latest row, widened to `span` when given.
-    `keys` holds the distinct key tuples in sorted order, one per matrix column. Nulls and absent
-    hours become NaN. Duplicated (key, hour) rows are refused: `align` makes them unique, so a
-    duplicate here means the caller skipped it. Key strings are encoded to integer codes
-    (no string join or hash over the rows).
+    Tables already grouped by key in sorted order (what `align` and `clean` emit) take a fast
+    path: key changes between neighbouring rows, verified sorted on the few change rows only.
+    Anything else is encoded column by column.
     """
-    if long.height == 0 and span is None:
-        return long.select(key_cols).head(0), 0, 0, {c: np.empty((0, 0)) for c in value_cols}
+    keys = _grouped_keys(long, key_cols, key_attrs)
+    if keys is not None:
+        return keys
     names, codes = [], []
     for col in key_cols:
         values, code = encode(long.get_column(col).cast(pl.Utf8))
@@ -119,7 +115,73 @@ def to_matrix(
     for name, size, labels in reversed(list(zip(key_cols, sizes, names, strict=True))):
         key_data[name] = [labels[c] for c in (rest % size)]
         rest //= size
-    keys = pl.DataFrame({k: key_data[k] for k in key_cols}, schema={k: pl.Utf8 for k in key_cols})
+    table = pl.DataFrame({k: key_data[k] for k in key_cols}, schema={k: pl.Utf8 for k in key_cols})
+    if key_attrs:
+        attrs = (
+            long.select(*key_attrs)
+            .with_columns(pl.Series("_col", col))
+            .group_by("_col")
+            .agg(pl.col(a).drop_nulls().min() for a in key_attrs)
+            .sort("_col")
+        )
+        table = table.with_columns(attrs.select(key_attrs))
+    return table, col
+
+
+def _grouped_keys(
+    long: pl.DataFrame, key_cols: tuple[str, ...], key_attrs: tuple[str, ...]
+) -> tuple[pl.DataFrame, np.ndarray] | None:
+    """`key_columns` for a table whose rows come key by key in ascending key order, else None."""
+    if long.height == 0:
+        return None
+    columns = [long.get_column(c).cast(pl.Utf8) for c in key_cols]
+    if any(c.null_count() for c in columns):
+        return None
+    change = np.zeros(long.height, dtype=bool)
+    change[0] = True
+    for c in columns:
+        change[1:] |= c.ne_missing(c.shift(1)).to_numpy()[1:]
+    starts = np.flatnonzero(change)
+    if len(starts) > long.height // 2:
+        return None  # hardly grouped: nothing to gain
+    firsts = [c.gather(starts) for c in columns]
+    ascending = pl.Series(np.zeros(len(starts) - 1, dtype=bool))  # key i+1 > key i
+    equal = pl.Series(np.ones(len(starts) - 1, dtype=bool))
+    for c in firsts:
+        now, before = c.slice(1), c.slice(0, len(starts) - 1)
+        ascending = ascending | (equal & (now > before))
+        equal = equal & (now == before)
+    if not ascending.all():
+        return None  # not ascending, or a key comes back later
+    table = pl.DataFrame([c.alias(k) for k, c in zip(key_cols, firsts, strict=True)])
+    for name in key_attrs:
+        attr = long.get_column(name)
+        if attr.null_count() or attr.ne_missing(attr.shift(1)).to_numpy()[1:][~change[1:]].any():
+            return None  # varies within a key: let the general path take the minimum
+        table = table.with_columns(attr.gather(starts).alias(name))
+    return table, np.cumsum(change) - 1
+
+
+def to_matrix(
+    long: pl.DataFrame,
+    value_cols: list[str],
+    key_cols: tuple[str, ...] = ("region", "series"),
+    span: tuple[datetime, datetime] | None = None,
+    key_attrs: tuple[str, ...] = (),
+) -> tuple[pl.DataFrame, int, int, dict[str, np.ndarray]]:
+    """Scatter a long table onto a dense grid: (keys, t0_us, n_hours, {value_col: matrix}).
+
+    The grid covers every hour from the earliest to the latest row, widened to `span` when given.
+    `keys` holds the distinct key tuples in sorted order, one per matrix column, plus one column
+    per `key_attrs` name: the smallest non-null value of that column over the key's rows (e.g.
+    units, source). Nulls and absent hours become NaN. Duplicated (key, hour) rows are refused:
+    `align` makes them unique, so a duplicate here means the caller skipped it. Key strings are
+    encoded to integer codes (no string join or hash over the rows).
+    """
+    if long.height == 0 and span is None:
+        empty = long.select(*key_cols, *key_attrs).head(0)
+        return empty, 0, 0, {c: np.empty((0, 0)) for c in value_cols}
+    keys, col = key_columns(long, key_cols, key_attrs)
 
     us = long.get_column(TIME_COL).dt.epoch("us")
     lo = us.min() if long.height else None
