@@ -92,8 +92,6 @@ def align(
     # grouping and hashing 2-string keys is what makes naive code slow and memory-hungry.
     regions, r_code = encode(raw.get_column("region").cast(pl.Utf8))
     series, s_code = encode(raw.get_column("series").cast(pl.Utf8))
-    units, u_code = encode(raw.get_column("units").cast(pl.Utf8))
-    sources, o_code = encode(raw.get_column("source").cast(pl.Utf8))
     reported = raw.get_column(TIME_COL).dt.epoch("us").to_numpy()
     fx = quirk_effects(reported, r_code, s_code, regions, series, table)
     us = reported + fx.shift_us
@@ -102,7 +100,7 @@ def align(
     key_of = np.full((len(regions) + 1) * (len(series) + 1), -1, dtype=np.int64)
     key_of[present] = np.arange(len(present))
     key = key_of[combo]
-    keys = _key_table(present, key, u_code, o_code, regions, series, units, sources)
+    keys = _key_table(raw, present, key, regions, series)
 
     s_us = int(start.timestamp() * 1_000_000)
     e_us = int(end.timestamp() * 1_000_000)
@@ -146,24 +144,22 @@ def align(
 
 
 def _key_table(
+    raw: pl.DataFrame,
     present: np.ndarray,
     key: np.ndarray,
-    u_code: np.ndarray,
-    o_code: np.ndarray,
     regions: list[str],
     series: list[str],
-    units: list[str],
-    sources: list[str],
 ) -> pl.DataFrame:
     """One row per (region, series) in key order with its units and source; refuses a series
     reported in several units."""
     per_key = (
-        pl.DataFrame({"_key": key, "u": u_code, "o": o_code})
+        pl.DataFrame({"_key": key})
+        .with_columns(raw.get_column("units").cast(pl.Utf8), raw.get_column("source").cast(pl.Utf8))
         .group_by("_key")
         .agg(
-            pl.col("u").filter(pl.col("u") < len(units)).min().alias("u_min"),
-            pl.col("u").filter(pl.col("u") < len(units)).max().alias("u_max"),
-            pl.col("o").filter(pl.col("o") < len(sources)).min().alias("o_min"),
+            pl.col("units").drop_nulls().min(),
+            pl.col("units").drop_nulls().max().alias("_units_max"),
+            pl.col("source").drop_nulls().min(),
         )
         .sort("_key")
     )
@@ -174,12 +170,9 @@ def _key_table(
         {
             "region": [names_r[c // n_series] for c in present],
             "series": [names_s[c % n_series] for c in present],
-            "units": [None if u is None else units[u] for u in per_key["u_min"].to_list()],
-            "source": [None if o is None else sources[o] for o in per_key["o_min"].to_list()],
-            "_units_max": [None if u is None else units[u] for u in per_key["u_max"].to_list()],
         },
-        schema={c: pl.Utf8 for c in ("region", "series", "units", "source", "_units_max")},
-    )
+        schema={"region": pl.Utf8, "series": pl.Utf8},
+    ).with_columns(per_key.select("units", "source", "_units_max"))
     _check_units(table)
     return table.drop("_units_max")
 
@@ -201,14 +194,7 @@ def _resolve_duplicates(frame: pl.DataFrame, has_fetch: bool) -> pl.DataFrame:
     Only the duplicated intervals go through the ranking; the rest pass straight through.
     """
     key = ["_key", "_us"]
-    lo, hi = frame.select(pl.col("_us").min().alias("lo"), pl.col("_us").max().alias("hi")).row(0)
-    span = 0 if lo is None else hi - lo + 1
-    n_keys = 0 if frame.height == 0 else frame.get_column("_key").max() + 1
-    if span * n_keys < 2**62:  # one int64 per interval hashes far cheaper than a struct
-        packed = pl.col("_key").cast(pl.Int64) * span + (pl.col("_us") - (lo or 0))
-        dup = frame.select(packed.is_duplicated()).to_series()
-    else:
-        dup = frame.select(pl.struct(key).is_duplicated()).to_series()
+    dup = _duplicated(frame)
     single = frame.filter(~dup).select(
         *key,
         "value",
@@ -243,6 +229,36 @@ def _resolve_duplicates(frame: pl.DataFrame, has_fetch: bool) -> pl.DataFrame:
         pl.col("is_quirk_adjusted").any(),
     )
     return pl.concat([single, resolved.select(single.columns)])
+
+
+def _duplicated(frame: pl.DataFrame) -> pl.Series:
+    """Rows whose (key, exact timestamp) occurs more than once.
+
+    A count per (key, hour) cell settles most rows in O(rows): a row alone in its hour is unique.
+    Only rows sharing an hour (duplicates, or sub-hourly intervals) are hashed.
+    """
+    if frame.height == 0:
+        return pl.Series("dup", [], dtype=pl.Boolean)
+    us = frame.get_column("_us").to_numpy()
+    keys = frame.get_column("_key").to_numpy().astype(np.int64)
+    lo = int(us.min())
+    hour = (us - lo) // HOUR_US
+    n_hours, n_keys = int(hour.max()) + 1, int(keys.max()) + 1
+    shared = np.ones(frame.height, dtype=bool)
+    if n_hours * n_keys <= 4 * frame.height + 1_000_000:  # the count array stays small
+        cell = keys * n_hours + hour
+        shared = np.bincount(cell, minlength=n_hours * n_keys)[cell] > 1
+    dup = np.zeros(frame.height, dtype=bool)
+    rows = np.flatnonzero(shared)
+    if rows.size:
+        span = int(us.max()) - lo + 1
+        sub = frame.select(pl.col("_key").cast(pl.Int64), pl.col("_us") - lo)[rows]
+        if span * n_keys < 2**62:  # one int64 per interval hashes far cheaper than a struct
+            hit = sub.select((pl.col("_key") * span + pl.col("_us")).is_duplicated())
+        else:
+            hit = sub.select(pl.struct("_key", "_us").is_duplicated())
+        dup[rows] = hit.to_series().to_numpy()
+    return pl.Series("dup", dup)
 
 
 def _to_hours(intervals: pl.DataFrame) -> pl.DataFrame:

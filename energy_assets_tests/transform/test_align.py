@@ -286,3 +286,27 @@ def test_align_default_applies_the_packaged_quirks() -> None:
     raw = _raw(_hourly("PJM", "demand", D0, [1.0, 2.0]))
     out = align(raw, D0, D0 + timedelta(hours=3))
     assert out.get_column("value").to_list() == [None, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("minutes", [60, 15, 5])
+def test_duplicate_detection_equals_hashing_every_interval(minutes: int) -> None:
+    """The per-hour count prefilter finds exactly the (key, timestamp) pairs seen twice."""
+    from energy_assets.transform.align import _duplicated
+
+    rng = np.random.default_rng(minutes)
+    n = 5000
+    step = minutes * 60 * 1_000_000
+    frame = pl.DataFrame(
+        {
+            "_key": rng.integers(0, 7, n),
+            "_us": 1_700_000_000_000_000 + rng.integers(0, 2000, n) * step,
+        }
+    )
+    want = frame.select(pl.struct("_key", "_us").is_duplicated()).to_series()
+    assert 0 < want.sum() < n
+    assert _duplicated(frame).to_list() == want.to_list()
+    base = 1_700_000_000_000_000
+    wide = frame.with_columns(base + (pl.col("_us") - base) * 10_000)  # too wide to count
+    want_wide = wide.select(pl.struct("_key", "_us").is_duplicated()).to_series()
+    assert _duplicated(wide).to_list() == want_wide.to_list()
+    assert _duplicated(frame.head(0)).len() == 0
