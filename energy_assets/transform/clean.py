@@ -51,6 +51,7 @@ from energy_assets.transform.grid import (
     as_utc,
     check_time_column,
     matrix_to_long,
+    release_freed_memory,
     require_columns,
     to_matrix,
 )
@@ -228,14 +229,16 @@ def clean(
         return pl.DataFrame(schema=CLEAN_SCHEMA)
 
     rule_of = cfg.rule_index(keys).to_numpy()
-    blocks = _region_blocks(keys.get_column("region"), _workers())
-    if len(blocks) == 1:
+    workers = _workers()
+    blocks = _region_blocks(keys.get_column("region"), BLOCKS_PER_WORKER * workers)
+    if workers == 1 or len(blocks) == 1:
         flags, filled, methods = _clean_block(keys, x, rule_of, cfg)
     else:  # numpy, bottleneck and polars release the GIL: the blocks run on separate cores
-        with ThreadPoolExecutor(len(blocks)) as pool:
+        with ThreadPoolExecutor(min(workers, len(blocks))) as pool:
             parts = list(
                 pool.map(lambda b: _clean_block(keys[b], x[:, b], rule_of[b], cfg), blocks)
             )
+        release_freed_memory()
         flags, filled, methods = (np.hstack(p) for p in zip(*parts, strict=True))
 
     r0 = (int(target_start.timestamp() * 1_000_000) - t0_us) // HOUR_US
@@ -255,6 +258,10 @@ def clean(
     return out.select(list(CLEAN_SCHEMA)).cast(CLEAN_SCHEMA)
 
 
+BLOCKS_PER_WORKER = 8
+"""Smaller blocks than one per core: fewer intermediates alive at once, steadier balance."""
+
+
 def _workers() -> int:
     """Cores this process may use (affinity-aware where the platform tells)."""
     try:
@@ -263,17 +270,19 @@ def _workers() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def _region_blocks(regions: pl.Series, workers: int, min_columns: int = 32) -> list[slice]:
-    """Split the (region-sorted) columns into up to `workers` contiguous blocks of whole
-    regions: a series and its covariates and drivers always share a block, and every column is
-    screened and imputed on its own, so the blocks' results are the whole matrix's."""
+def _region_blocks(regions: pl.Series, blocks: int, min_columns: int = 16) -> list[slice]:
+    """Split the (region-sorted) columns into up to `blocks` contiguous runs of whole regions,
+    about `min_columns` wide at least. A series and its covariates and drivers always share a
+    block, and every column is screened and imputed on its own, so the blocks' results are the
+    whole matrix's."""
     n = regions.len()
-    if workers < 2 or n < 2 * min_columns:
+    blocks = min(blocks, n // min_columns)
+    if blocks < 2:
         return [slice(0, n)]
     starts = np.flatnonzero(np.r_[True, (regions[1:] != regions[:-1]).to_numpy()])
     bounds = [0]
-    for k in range(1, workers):  # the region start nearest to an even share
-        cut = int(starts[np.abs(starts - k * n / workers).argmin()])
+    for k in range(1, blocks):  # the region start nearest to an even share
+        cut = int(starts[np.abs(starts - k * n / blocks).argmin()])
         if bounds[-1] < cut < n:
             bounds.append(cut)
     bounds.append(n)
