@@ -42,6 +42,7 @@ from energy_assets.transform.grid import (
     as_utc,
     check_time_column,
     hour_grid,
+    key_columns,
     matrix_to_long,
     require_columns,
     rolling,
@@ -230,7 +231,10 @@ def build_features(
 
 
 def _by_region(keys: pl.DataFrame, m: np.ndarray, regions: list[str], series: str) -> np.ndarray:
-    """Columns of `m` for (region, series) in `regions` order; all-NaN where absent."""
+    """Columns of `m` for (region, series) in `regions` order; all-NaN where absent.
+
+    Column-major (each region's hours contiguous), the layout `matrix_to_long` flattens free.
+    """
     col = {
         (r, s): j
         for j, (r, s) in enumerate(
@@ -241,7 +245,7 @@ def _by_region(keys: pl.DataFrame, m: np.ndarray, regions: list[str], series: st
             )
         )
     }
-    out = np.full((m.shape[0], len(regions)), np.nan)
+    out = np.full((m.shape[0], len(regions)), np.nan, order="F")
     for j, region in enumerate(regions):  # regions, not rows
         src = col.get((region, series))
         if src is not None:
@@ -257,54 +261,55 @@ def _temperature_matrix(
     span: tuple[datetime, datetime],
     n: int,
 ) -> np.ndarray:
+    """Hours x regions temperature; several points of a region (or repeated rows) averaged."""
     source = window if weather is None else check_time_column(weather, "weather_window")
     if weather is not None:
         require_columns(source, [TIME_COL, "region", "series", "value"], "weather_window")
-    rows = (
-        source.filter(
-            (pl.col("series") == cfg.temperature_series)
-            & pl.col("region").is_in(pl.Series(regions, dtype=pl.Utf8).implode())
-            & (pl.col(TIME_COL) >= span[0])
-            & (pl.col(TIME_COL) < span[1])
-        )
-        .group_by(["region", TIME_COL])  # several points per region: their mean
-        .agg(pl.col("value").cast(pl.Float64).mean())
-        .with_columns(pl.lit(cfg.temperature_series).alias("series"))
+    rows = source.filter(
+        (pl.col("series") == cfg.temperature_series)
+        & pl.col("region").is_in(pl.Series(regions, dtype=pl.Utf8).implode())
+        & (pl.col(TIME_COL) >= span[0])
+        & (pl.col(TIME_COL) < span[1])
     )
+    out = np.full((n, len(regions)), np.nan, order="F")
     if rows.height == 0:
-        return np.full((n, len(regions)), np.nan)
-    keys, _, _, mats = to_matrix(rows, ["value"], ("region", "series"), span)
-    return _by_region(keys, mats["value"], regions, cfg.temperature_series)
+        return out
+    keys, col = key_columns(rows, ("region",))
+    us = rows.get_column(TIME_COL).dt.epoch("us").to_numpy()
+    t0 = int(span[0].timestamp() * 1_000_000)
+    hour = (us - t0) // HOUR_US  # a sub-hourly stamp counts for the hour it starts in
+    value = rows.get_column("value").cast(pl.Float64).fill_nan(None).to_numpy()
+    ok = ~np.isnan(value)
+    cell = col * n + hour  # column-major cells
+    total = np.bincount(cell[ok], weights=value[ok], minlength=n * keys.height)
+    count = np.bincount(cell[ok], minlength=n * keys.height)
+    mean = np.where(count > 0, total / np.maximum(count, 1), np.nan).reshape(keys.height, n)
+    where = {r: j for j, r in enumerate(keys.get_column("region").to_list())}
+    for j, region in enumerate(regions):
+        if region in where:
+            out[:, j] = mean[where[region]]
+    return out
 
 
 def _calendar(
     regions: list[str], start: datetime, n_hours: int, cfg: FeatureConfig
 ) -> dict[str, np.ndarray]:
-    """Calendar matrices (hours x regions): computed once per time zone on the hour vector."""
+    """Calendar matrices (hours x regions), computed once per time zone on the hour vector and
+    gathered per region (column-major, as `matrix_to_long` flattens them without a copy)."""
     zones = region_timezones(regions, cfg.timezones)
+    distinct = sorted(set(zones.values()))  # a handful of zones, not rows
+    zone_of = np.array([distinct.index(zones[r]) for r in regions], dtype=np.int64)
     hours = hour_grid(start, start + n_hours * HOUR)
-    names = [
-        "hour_of_day",
-        "day_of_week",
-        "month",
-        "day_of_year",
-        "hour_sin",
-        "hour_cos",
-        "day_of_week_sin",
-        "day_of_week_cos",
-        "day_of_year_sin",
-        "day_of_year_cos",
-        "is_weekend",
-        "is_us_federal_holiday",
-    ]
-    out = {name: np.empty((n_hours, len(regions))) for name in names}
-    for tz in sorted(set(zones.values())):  # a handful of zones, not rows
+    per_zone = []
+    for tz in distinct:
         local = hours.dt.convert_time_zone(tz).dt.replace_time_zone(None)
         frame = pl.DataFrame({"_local": local}).with_columns(calendar_columns(pl.col("_local")))
         frame = frame.with_columns(
             is_us_federal_holiday(local.dt.date()).alias("is_us_federal_holiday")
         )
-        cols = [j for j, r in enumerate(regions) if zones[r] == tz]
-        for name in names:
-            out[name][:, cols] = frame.get_column(name).cast(pl.Float64).to_numpy()[:, None]
+        per_zone.append(frame.drop("_local").cast(pl.Float64))
+    out = {}
+    for name in per_zone[0].columns:
+        table = np.stack([f.get_column(name).to_numpy() for f in per_zone])  # zones x hours
+        out[name] = table[zone_of].T  # hours x regions, column-major
     return out

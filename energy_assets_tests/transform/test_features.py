@@ -179,3 +179,23 @@ def test_feature_columns_follow_the_config() -> None:
     assert "demand_mw_lag_2h" in cols and "demand_mw_mean_6h" in cols
     assert "demand_mw_lag_168h" not in cols and "temperature_c_lag_24h" not in cols
     assert all(v.unit is not None and v.description for v in cols.values())
+
+
+def test_features_temperature_averages_a_regions_points_and_skips_nulls(imputed) -> None:
+    """Weather with two points for PJM (two rows per hour), one null, in shuffled order."""
+    h = np.arange(24 * 40)
+    one = long_table({("PJM", "temperature_2m"): 10.0 + 0 * h}, units="degC")
+    two = long_table({("PJM", "temperature_2m"): 20.0 + 0 * h}, units="degC")
+    two = two.with_columns(
+        pl.when(pl.col("interval_start_utc") == TARGET + timedelta(hours=5))
+        .then(None)
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
+    other = long_table({("ERCO", "temperature_2m"): 30.0 + 0 * h, ("ERCO", "x"): 0 * h})
+    weather = pl.concat([one, two, other]).sample(fraction=1.0, shuffle=True, seed=1)
+    out = _features(imputed, weather).sort("region", "interval_start_utc")
+    pjm = out.filter(pl.col("region") == "PJM").get_column("temperature_c").to_list()
+    assert pjm == [15.0] * 5 + [10.0] + [15.0] * 18
+    erco = out.filter(pl.col("region") == "ERCO").get_column("temperature_c").to_list()
+    assert erco == [30.0] * 24
