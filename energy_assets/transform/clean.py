@@ -30,11 +30,14 @@ no right-hand context: they still compute (centred windows shrink to the rows pr
 the end are filled from the left edge and the candidates that need no future data), and their
 values can change when later days arrive and the partition is re-materialized. Rows of a
 target day depend only on the window's data, never on how it was split into partitions.
+
+Threads. Every column is screened and imputed on its own (its covariates and drivers are series
+of the same region), so the matrix is cut into blocks of whole regions that a thread pool
+(`POLARS_MAX_THREADS` caps it) works through; the result does not depend on the cut (tested).
 """
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from itertools import pairwise
@@ -263,11 +266,9 @@ BLOCKS_PER_WORKER = 8
 
 
 def _workers() -> int:
-    """Cores this process may use (affinity-aware where the platform tells)."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(os.cpu_count() or 1, 1)
+    """Threads for the column blocks: polars' pool size (the cores this process may use,
+    container CPU quotas included; `POLARS_MAX_THREADS` lowers it for both)."""
+    return max(pl.thread_pool_size(), 1)
 
 
 def _region_blocks(regions: pl.Series, blocks: int, min_columns: int = 16) -> list[slice]:
