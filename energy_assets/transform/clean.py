@@ -233,7 +233,8 @@ def clean(
 
     rule_of = cfg.rule_index(keys).to_numpy()
     workers = _workers()
-    blocks = _region_blocks(keys.get_column("region"), BLOCKS_PER_WORKER * workers)
+    n_blocks = min(BLOCKS_PER_WORKER * workers, x.size // MIN_BLOCK_CELLS)
+    blocks = _region_blocks(keys.get_column("region"), n_blocks)
     if workers == 1 or len(blocks) == 1:
         flags, filled, methods = _clean_block(keys, x, rule_of, cfg)
     else:  # numpy, bottleneck and polars release the GIL: the blocks run on separate cores
@@ -261,8 +262,11 @@ def clean(
     return out.select(list(CLEAN_SCHEMA)).cast(CLEAN_SCHEMA)
 
 
-BLOCKS_PER_WORKER = 8
+BLOCKS_PER_WORKER = 4
 """Smaller blocks than one per core: fewer intermediates alive at once, steadier balance."""
+MIN_BLOCK_CELLS = 200_000
+"""Below this many hours x series a block's numpy calls are too short to gain from a thread
+(a daily partition's +-21-day window of ~270 series stays one block)."""
 
 
 def _workers() -> int:
@@ -271,14 +275,12 @@ def _workers() -> int:
     return max(pl.thread_pool_size(), 1)
 
 
-def _region_blocks(regions: pl.Series, blocks: int, min_columns: int = 16) -> list[slice]:
-    """Split the (region-sorted) columns into up to `blocks` contiguous runs of whole regions,
-    about `min_columns` wide at least. A series and its covariates and drivers always share a
-    block, and every column is screened and imputed on its own, so the blocks' results are the
-    whole matrix's."""
+def _region_blocks(regions: pl.Series, blocks: int) -> list[slice]:
+    """Split the (region-sorted) columns into up to `blocks` contiguous runs of whole regions.
+    A series and its covariates and drivers always share a block, and every column is screened
+    and imputed on its own, so the blocks' results are the whole matrix's."""
     n = regions.len()
-    blocks = min(blocks, n // min_columns)
-    if blocks < 2:
+    if blocks < 2 or n < 2:
         return [slice(0, n)]
     starts = np.flatnonzero(np.r_[True, (regions[1:] != regions[:-1]).to_numpy()])
     bounds = [0]

@@ -306,7 +306,14 @@ def test_clean_on_region_blocks_in_threads_equals_one_block(monkeypatch) -> None
     monkeypatch.setattr(clean_module, "_workers", lambda: 1)
     one = clean(window, START, START + N_DAYS * DAY)
     monkeypatch.setattr(clean_module, "_workers", lambda: 2)
+    monkeypatch.setattr(clean_module, "MIN_BLOCK_CELLS", 1)  # blocks even for this small window
+    calls = []
+    real_block = clean_module._clean_block
+    monkeypatch.setattr(
+        clean_module, "_clean_block", lambda *a: calls.append(a[1].shape) or real_block(*a)
+    )
     two = clean(window, START, START + N_DAYS * DAY)
+    assert len(calls) == 8 and sum(shape[1] for shape in calls) == 80
     assert (one.get_column("flag") != "OKAY").sum() > 100
     assert (one.get_column("method") == "blend").sum() > 1000
     assert one.equals(two, null_equal=True)
