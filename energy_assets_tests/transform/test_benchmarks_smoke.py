@@ -47,6 +47,11 @@ def test_quality_ruggles_benchmark_smoke(realdata: Path, tmp_path: Path) -> None
         assert _finite(row["ours_mape_pct"]) and _finite(row["linear_mape_pct"])
     assert result["screening_full_series"]["all"]["labelled"] >= 0
     assert 0.0 <= result["partitioned_vs_full_flag_agreement"] <= 1.0
+    patterns = result["copied_patterns"]
+    assert patterns["patterns"] > 0 and patterns["hidden_hours"] > 0
+    assert patterns["ours_mape_pct"] < patterns["linear_mape_pct"]
+    by_length = patterns["by_gap_length"]
+    assert sum(b["hidden_hours"] for b in by_length) == patterns["hidden_hours"]
 
 
 def test_perf_transform_benchmark_smoke(tmp_path: Path) -> None:
