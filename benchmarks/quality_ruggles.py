@@ -242,8 +242,11 @@ def copied_pattern_protocol(
     targets = list(zip(*np.nonzero(share == 0), strict=True))
     rng = np.random.default_rng(seed)
     hidden_truth, ours_all, linear_all, alone_all, gap_all = [], [], [], [], []
+    draw_all = []  # per hidden hour: index into `draws` (target BA-month, pattern BA-month)
+    draws: list[tuple[str, str, str, str]] = []
     for _ in range(rounds):
         hide = np.zeros_like(bad)
+        draw_of = np.full(bad.shape, -1)
         taken: set[tuple[int, int]] = set()
         for pi, pj in patterns:
             free = [t for t in targets if not {(t[0] + d, t[1]) for d in (-1, 0, 1)} & taken]
@@ -254,6 +257,8 @@ def copied_pattern_protocol(
             src, dst = rows_of[months[pi]], rows_of[months[ti]]
             k = min(len(src), len(dst))
             hide[dst[:k], tj] = bad[src[:k], pj]
+            draw_of[dst[:k], tj] = len(draws)
+            draws.append((BAS[tj] if m == len(BAS) else str(tj), months[ti], str(pj), months[pi]))
         masked = np.where(hide, np.nan, observed)
         ours, _ = impute_matrix(masked, [fc], np.ones(m, bool), np.zeros(m, int), cfg.impute)
         linear, _ = impute_matrix(masked, [], np.ones(m, bool), np.full(m, 10**9), cfg.impute)
@@ -264,6 +269,7 @@ def copied_pattern_protocol(
         linear_all.append(linear[hide])
         alone_all.append(alone[hide])
         gap_all.append(gap_len[hide])
+        draw_all.append(draw_of[hide])
     truth, gap = np.concatenate(hidden_truth), np.concatenate(gap_all)
 
     def mape(values: list[np.ndarray], sel: np.ndarray) -> float | None:
@@ -271,6 +277,10 @@ def copied_pattern_protocol(
         return float(np.mean(np.abs(v - truth[sel]) / truth[sel]) * 100) if sel.any() else None
 
     everything = np.ones(truth.size, dtype=bool)
+    draw = np.concatenate(draw_all)
+    ape = np.abs(np.concatenate(ours_all) - truth) / truth * 100
+    share_of_total = np.bincount(draw, weights=ape, minlength=len(draws)) / max(truth.size, 1)
+    worst = np.argsort(share_of_total)[::-1][:3]
     out = {
         "patterns": len(patterns),
         "targets": len(targets),
@@ -281,6 +291,20 @@ def copied_pattern_protocol(
         "ours_no_forecast_mape_pct": mape(alone_all, everything),
         "linear_mape_pct": mape(linear_all, everything),
         "by_gap_length": [],
+        "worst_draws": [
+            {
+                "target": f"{draws[d][0]} {draws[d][1]}",
+                "pattern_from": f"{BAS[int(draws[d][2])]} {draws[d][3]}",
+                "hidden_hours": int((draw == d).sum()),
+                "ours_mape_pct": float(ape[draw == d].mean()),
+                "points_of_total_mape": float(share_of_total[d]),
+            }
+            for d in worst
+            if (draw == d).any()
+        ],
+        "ours_mape_pct_without_worst_draw": mape(ours_all, draw != worst[0])
+        if worst.size
+        else None,
     }
     for lo, hi in PATTERN_BUCKETS:
         sel = (gap >= lo) & (gap <= hi)
@@ -457,6 +481,13 @@ def _print(result: dict) -> None:
                 f"{label:>10} {b['hidden_hours']:7d} {f(b['ours_mape_pct'])} "
                 f"{f(b['ours_no_forecast_mape_pct'])} {f(b['linear_mape_pct']):>7}"
             )
+        for w in cp["worst_draws"]:
+            print(
+                f"   worst: {w['pattern_from']} pattern on {w['target']}: {w['hidden_hours']} h,"
+                f" MAPE {w['ours_mape_pct']:.1f} %, {w['points_of_total_mape']:.2f} points of all"
+            )
+        if cp["ours_mape_pct_without_worst_draw"] is not None:
+            print(f"   all but the worst draw: {cp['ours_mape_pct_without_worst_draw']:.2f} %")
         print("   PUDL's own validation of this kind reports 2-3 % for BAs (published)")
     print(
         f"\ntimes: screen {result['screen_seconds']:.2f} s, impute "
