@@ -305,25 +305,25 @@ def _blend_gaps(
 
 class _CentredMean:
     """`rolling(a, "mean", window)` (centred, NaN skipped, edges truncated) read at chosen
-    cells only: two column-wise cumulative sums, then two lookups per cell. The errors only
-    weight the candidates, so summation order (a few ulps against polars) does not matter."""
+    cells only: each distinct cell's own window is summed, so nothing outside it (an inf, a
+    huge spike) can leak in. Only the gap edges are asked for: a few cells per gap instead of
+    the whole matrix. The errors only weight the candidates; the summation order (an ulp or so
+    against polars) does not matter."""
 
     def __init__(self, a: np.ndarray, window: int) -> None:
         n, m = a.shape
-        ok = ~np.isnan(a)
-        self.sums = np.zeros((n + 1, m))
-        np.cumsum(np.where(ok, a, 0.0), axis=0, out=self.sums[1:])
-        self.counts = np.zeros((n + 1, m), dtype=np.int32)
-        np.cumsum(ok, axis=0, out=self.counts[1:])
-        self.n, self.before = n, window // 2  # rows t - w // 2 .. t + (w - 1) // 2, as polars
-        self.after = window - self.before - 1
+        before = window // 2  # rows t - w // 2 .. t + (w - 1) // 2, as polars centres
+        padded = np.full((m, before + n + window - before - 1), np.nan)
+        padded[:, before : before + n] = a.T
+        self.n = n
+        self.windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)
 
     def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        lo = np.clip(rows - self.before, 0, self.n)
-        hi = np.clip(rows + self.after + 1, 0, self.n)
-        total = self.sums[hi, cols] - self.sums[lo, cols]
-        count = self.counts[hi, cols] - self.counts[lo, cols]
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        cells, where = np.unique(cols * self.n + rows, return_inverse=True)
+        values = self.windows[cells // self.n, cells % self.n]  # distinct cells x window
+        count = (~np.isnan(values)).sum(axis=1)
+        total = np.nansum(values, axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)[where]
 
 
 def _edge_correction(

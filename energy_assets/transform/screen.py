@@ -242,8 +242,8 @@ class _RollingIqr:
 
     The screens only compare against multiples of the IQR, and those comparisons are monotone in
     it, so a cell whose decision is the same at both bounds is settled without the exact value.
-    Bounds: the windows of `BLOCK` consecutive hours all contain the same core of
-    window - BLOCK + 1 rows; one sort of each core serves the whole block. If a window holds k
+    Bounds: the windows of `block` consecutive hours all contain the same core of
+    window - block + 1 rows; one sort of each core serves the whole block. If a window holds k
     present values, e of them outside the core's s, its order statistic of rank r (0-based) lies
     between the core's ranks r - e and r (the e extra values can push a rank down by at most e,
     never up), so the linear interpolation polars makes between ranks floor((k - 1) q) and
@@ -251,16 +251,17 @@ class _RollingIqr:
     value of a cell is that interpolation over its own sorted window (bit for bit as polars).
     """
 
-    BLOCK = 24
-    COLUMNS = 32  # columns per chunk: keeps the sorted cores in cache-sized pieces
+    BLOCK_SHARE = 10  # a block is 1/10 of the window (24 h for 240 h): ranks move <= 10 %
+    CHUNK_VALUES = 16_000_000  # sorted core values held at once (128 MB), columns per chunk
 
     def __init__(self, x: np.ndarray, window: int) -> None:
         self.x, self.window = x, window
         n, m = x.shape
         self.lead = window // 2 if window % 2 else window // 2 - 1  # rows after t
         before = window - 1 - self.lead
-        block = max(1, min(self.BLOCK, window // 8))
+        block = max(1, window // self.BLOCK_SHARE)
         n_blocks, core_len = -(-n // block), window - block + 1
+        chunk = int(np.clip(self.CHUNK_VALUES // (n_blocks * core_len), 1, 32))
         present = np.zeros((n + 1, m), dtype=np.int32)  # present[t]: count in rows < t
         np.cumsum(~np.isnan(x), axis=0, out=present[1:])
         t = np.arange(n)
@@ -270,9 +271,9 @@ class _RollingIqr:
         of_block = t // block
         extra = k - s[of_block]
         self.lo, self.hi = np.empty((n, m)), np.empty((n, m))
-        padded = np.full((min(self.COLUMNS, m), before + n_blocks * block + window), np.nan)
-        for c0 in range(0, m, self.COLUMNS):
-            cols = slice(c0, min(c0 + self.COLUMNS, m))
+        padded = np.full((min(chunk, m), before + n_blocks * block + window), np.nan)
+        for c0 in range(0, m, chunk):
+            cols = slice(c0, min(c0 + chunk, m))
             width = cols.stop - c0
             buf = padded[:width]
             buf[:, before : before + n] = x[:, cols].T

@@ -317,3 +317,25 @@ def test_clean_on_region_blocks_in_threads_equals_one_block(monkeypatch) -> None
     assert (one.get_column("flag") != "OKAY").sum() > 100
     assert (one.get_column("method") == "blend").sum() > 1000
     assert one.equals(two, null_equal=True)
+
+
+@pytest.mark.parametrize("window", [1, 7, 24, 168])
+def test_imputation_local_error_is_the_centred_window_mean_of_each_cell(window: int) -> None:
+    """Each cell's window alone: an inf or a 1e17 spike elsewhere in the column cannot leak in."""
+    from energy_assets.transform.impute import _CentredMean
+
+    rng = np.random.default_rng(window)
+    a = np.abs(rng.normal(100, 30, (300, 4)))
+    a[rng.random(a.shape) < 0.2] = np.nan
+    a[20:120, 2] = np.nan  # windows with nothing in them
+    a[3, 0], a[5, 1] = np.inf, 1e17
+    rows, cols = np.nonzero(np.ones_like(a, dtype=bool))
+    got = _CentredMean(a, window).at(rows, cols)
+    before, after = window // 2, window - window // 2 - 1
+    want = []
+    for r, c in zip(rows, cols, strict=True):
+        cell = a[max(r - before, 0) : r + after + 1, c]
+        cell = cell[~np.isnan(cell)]
+        want.append(cell.sum() / cell.size if cell.size else np.nan)
+    assert np.allclose(got, want, rtol=1e-12, equal_nan=True)
+    assert np.isinf(got).sum() == np.isinf(want).sum() > 0
