@@ -433,7 +433,8 @@ def pd_impute(y, cfg):
     known = y.notna()
     left = pos.where(known).ffill()
     right = pos.where(known).bfill()
-    gap_len = (right - left - 1).where(~known)
+    # a gap at the frame's edge runs to the edge (as in impute.py), not to NaN
+    gap_len = (right.fillna(n) - left.fillna(-1) - 1).where(~known)
     out = y.copy()
     lin = y.interpolate(limit_area="inside")
     series = y.columns.get_level_values("series")
@@ -738,6 +739,7 @@ def _print(result: dict) -> None:
         a = result["agreement"]
         print(
             f"outputs agree: flags {a['flag_agreement']:.5f} of {a['rows_compared']:,} cells; "
+            f"values max rel diff {a['value_max_rel_diff']:.1e}; "
             f"imputed values median rel diff {a['imputed_median_rel_diff']:.2e} "
             f"(p99 {a['imputed_p99_rel_diff']:.2e}); features max rel diff "
             + ", ".join(f"{k} {v:.1e}" for k, v in a["feature_max_rel_diff"].items())
