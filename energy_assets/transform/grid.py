@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -312,7 +313,13 @@ def _moving_median(x: np.ndarray, window: int, *, center: bool, min_samples: int
     def run(block: np.ndarray) -> np.ndarray:
         return _bn.move_median(block, window, min_count=min_samples, axis=1)
 
-    if m >= 32:  # bottleneck releases the GIL: two column halves on two cores
+    # bottleneck releases the GIL: two column halves on two cores, unless the caller already
+    # runs in a worker thread (clean's blocks) or polars was limited to one thread
+    if (
+        m >= 32
+        and pl.thread_pool_size() > 1
+        and threading.current_thread() is threading.main_thread()
+    ):
         half = m // 2
         with ThreadPoolExecutor(2) as pool:
             parts = list(pool.map(run, (padded[:half], padded[half:])))
