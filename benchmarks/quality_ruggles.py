@@ -368,6 +368,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--skip-partitioned", action="store_true")
     p.add_argument("--pattern-rounds", type=int, default=6, help="copied-pattern rounds (0 = skip)")
     args = p.parse_args(argv)
+    if args.pattern_rounds < 0:
+        p.error(f"--pattern-rounds must be 0 (skip) or more, not {args.pattern_rounds}")
     lengths = tuple(int(v) for v in args.lengths.split(","))
 
     from energy_assets.transform.clean import CleaningConfig
