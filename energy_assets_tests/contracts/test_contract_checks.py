@@ -217,3 +217,30 @@ def test_a_group_missing_a_whole_day_of_a_range_breaks_continuity(tmp_path, monk
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not evaluations["hourly_continuity"].passed
     assert "| B |" in evaluations["hourly_continuity"].metadata["sample"].value
+
+
+def test_demand_far_from_its_own_forecast_is_reported_per_day_and_region():
+    start = datetime(2024, 1, 2, tzinfo=UTC)
+    hours = [start + timedelta(hours=h) for h in range(48)]
+    frame = pl.DataFrame(
+        {
+            "interval_start_utc": hours * 2,
+            "region": ["A"] * 48 + ["B"] * 48,
+            "demand_mw": [1000.0] * 48 + [1000.0] * 24 + [480.0] * 24,  # B halves on day 2
+            "demand_forecast_da_mw": [1030.0] * 96,
+            "is_observed": [True] * 96,
+        }
+    )
+    check = next(
+        c for c in tables.EXTRA_CHECKS["features/hourly"]
+        if c.name == "demand_tracks_day_ahead_forecast"
+    )  # fmt: skip
+    assert check.severity == "warn"
+    offending, figures = check.run(tables.FEATURES, frame)
+    assert offending.select("day", "region").rows() == [(datetime(2024, 1, 3).date(), "B")]
+    assert figures["min_median_ratio"] == pytest.approx(480 / 1030)
+    # imputed hours do not count, and a day with few observed hours is not judged
+    mostly_imputed = frame.with_columns(
+        (pl.col("interval_start_utc").dt.hour() < 6).alias("is_observed")
+    )
+    assert check.run(tables.FEATURES, mostly_imputed)[0].height == 0
