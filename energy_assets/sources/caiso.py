@@ -328,14 +328,7 @@ class CAISOClient:
         self.session = PacedSession(
             session or requests.Session(), self.config.min_interval_s, sleep, clock
         )
-        policy = RetryPolicy(
-            max_attempts=self.config.max_attempts,
-            base_delay_s=self.config.base_delay_s,
-            max_delay_s=self.config.max_delay_s,
-            retry_statuses=(429, 500, 502, 503, 504),
-            timeout_s=self.config.timeout_s,
-            seed=self.config.retry_seed,
-        )
+        policy = RetryPolicy.from_config(self.config)
         # Pacing lives in PacedSession (injectable clock), so the fetcher's own is off.
         self.fetcher = HttpFetcher(policy=policy, session=self.session, sleep=sleep)  # type: ignore[arg-type]
 

@@ -168,15 +168,8 @@ class EIAClient:
         self._key = key or None
         self._secrets = secret_forms(self._key)
         self._fetcher = HttpFetcher(
-            policy=RetryPolicy(
-                max_attempts=config.max_attempts,
-                base_delay_s=config.base_delay_s,
-                max_delay_s=config.max_delay_s,
-                # 403 is judged in `_check` so the final error can name the key problem.
-                retry_statuses=(429, 500, 502, 503, 504),
-                timeout_s=config.timeout_s,
-                seed=config.retry_seed,
-            ),
+            # 403 is judged in `_check` so the final error can name the key problem.
+            policy=RetryPolicy.from_config(config),
             secrets=list(self._secrets),
             session=session or requests.Session(),
             sleep=sleep,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import requests
 
@@ -39,6 +40,16 @@ class RetryableSourceError(SourceError):
         self.retry_after_s = retry_after_s
 
 
+class RetrySettings(Protocol):
+    """The retry fields every source config declares (each with its own defaults)."""
+
+    max_attempts: int
+    base_delay_s: float
+    max_delay_s: float
+    timeout_s: float
+    retry_seed: int | None
+
+
 @dataclass
 class RetryPolicy:
     """Exponential backoff with full jitter: wait uniform(0, min(max_delay, base * 2**attempt))."""
@@ -49,6 +60,19 @@ class RetryPolicy:
     retry_statuses: Collection[int] = (403, 429, 500, 502, 503, 504)
     timeout_s: float = 60.0
     seed: int | None = None
+
+    @classmethod
+    def from_config(cls, config: RetrySettings) -> RetryPolicy:
+        """A client's policy from its config's retry fields. 403 is not retried here: each
+        client judges it (a refused key is not a transient failure)."""
+        return cls(
+            max_attempts=config.max_attempts,
+            base_delay_s=config.base_delay_s,
+            max_delay_s=config.max_delay_s,
+            retry_statuses=(429, 500, 502, 503, 504),
+            timeout_s=config.timeout_s,
+            seed=config.retry_seed,
+        )
 
     def delay(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float:
         if retry_after_s is not None:

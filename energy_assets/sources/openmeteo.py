@@ -273,14 +273,7 @@ class OpenMeteoClient:
             sleep,
             clock,
         )
-        policy = RetryPolicy(
-            max_attempts=self.config.max_attempts,
-            base_delay_s=self.config.base_delay_s,
-            max_delay_s=self.config.max_delay_s,
-            retry_statuses=(429, 500, 502, 503, 504),
-            timeout_s=self.config.timeout_s,
-            seed=self.config.retry_seed,
-        )
+        policy = RetryPolicy.from_config(self.config)
         self.fetcher = HttpFetcher(
             policy=policy, session=session or requests.Session(), sleep=sleep
         )
