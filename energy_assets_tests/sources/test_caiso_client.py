@@ -22,23 +22,9 @@ from energy_assets.sources.caiso import (
     plan_requests,
 )
 from energy_assets_tests.offline.fakes_caiso_weather import CaisoWeatherWorld
+from energy_assets_tests.sources.fake_clock import FakeClock
 
 DAY = datetime(2024, 7, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    """A monotonic clock that only moves when someone sleeps (or a test advances it)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_oasis_time_is_gmt_text_and_round_trips() -> None:
@@ -102,7 +88,7 @@ def test_config_refuses_chunks_over_31_days_and_unknown_market_runs() -> None:
 
 
 def test_pacing_waits_min_interval_between_requests_with_a_fake_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     with StandInServer(caiso_handlers(CaisoWeatherWorld())) as server:
         client = CAISOClient(
             CAISOConfig(base_url=server.base_url + "/oasisapi", min_interval_s=5.0),
@@ -117,7 +103,7 @@ def test_pacing_waits_min_interval_between_requests_with_a_fake_clock() -> None:
 
 
 def test_pacing_counts_from_the_end_of_a_slow_request() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
 
     class SlowSession:
         calls = 0

@@ -26,21 +26,9 @@ from energy_assets.sources.openmeteo import (
     request_dates,
 )
 from energy_assets_tests.offline.fakes_caiso_weather import CaisoWeatherWorld
+from energy_assets_tests.sources.fake_clock import FakeClock
 
 DAY = datetime(2024, 7, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")
