@@ -158,6 +158,21 @@ def test_passing_checks_let_downstream_run(tmp_path, monkeypatch):
     assert len(result.get_asset_check_evaluations()) == len(check_plan(HOURLY))
 
 
+def _checks_of_ranged_run(asset_def, tmp_path) -> dict:
+    """Materialize `asset_def` over 2024-01-01..03 in one run with its contract checks."""
+    result = materialize(
+        [asset_def, contract_checks("test/hourly")],
+        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
+        instance=DagsterInstance.ephemeral(),
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-03",
+        },
+        raise_on_error=False,
+    )
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
 def test_a_ranged_run_checks_every_day_and_reports_the_bad_one(tmp_path, monkeypatch):
     from dagster import BackfillPolicy
 
@@ -171,17 +186,7 @@ def test_a_ranged_run_checks_every_day_and_reports_the_bad_one(tmp_path, monkeyp
         days[1] = days[1].with_columns(pl.lit(-3.0).alias("demand_mw"))  # break the middle day
         return pl.concat(days)
 
-    result = materialize(
-        [ranged, contract_checks("test/hourly")],
-        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
-        instance=DagsterInstance.ephemeral(),
-        tags={
-            "dagster/asset_partition_range_start": "2024-01-01",
-            "dagster/asset_partition_range_end": "2024-01-03",
-        },
-        raise_on_error=False,
-    )
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluations = _checks_of_ranged_run(ranged, tmp_path)
     bounds = evaluations["bounds_demand_mw"]
     assert not bounds.passed
     assert bounds.metadata["offending_rows"].value == 48  # both regions, one day
@@ -204,17 +209,7 @@ def test_a_group_missing_a_whole_day_of_a_range_breaks_continuity(tmp_path, monk
         days[1] = good_day(context.partition_keys[1], regions=("A",))  # B vanishes for a day
         return pl.concat(days)
 
-    result = materialize(
-        [gap, contract_checks("test/hourly")],
-        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
-        instance=DagsterInstance.ephemeral(),
-        tags={
-            "dagster/asset_partition_range_start": "2024-01-01",
-            "dagster/asset_partition_range_end": "2024-01-03",
-        },
-        raise_on_error=False,
-    )
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluations = _checks_of_ranged_run(gap, tmp_path)
     assert not evaluations["hourly_continuity"].passed
     assert "| B |" in evaluations["hourly_continuity"].metadata["sample"].value
 
