@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from energy_assets.settings import Settings
 from energy_assets_tests.ops.live_dagster import REPO_ROOT, write_config
 
 FIRST, LAST = date(2024, 3, 6), date(2024, 3, 8)
@@ -92,4 +93,15 @@ def backfilled(tmp_path_factory) -> CliRun:
         stdout=done.stdout,
         stderr=done.stderr,
         seconds=time.perf_counter() - started,
+    )
+
+
+def make_settings(tmp_path: Path, mode: str = "offline") -> Settings:
+    """Settings for CISO over 2024-03-06..08 in `mode` (offline or live), data under tmp_path."""
+    return Settings(
+        start=date(2024, 3, 6),
+        end=date(2024, 3, 8),
+        data_dir=str(tmp_path / "data"),
+        dagster_home=str(tmp_path / "home"),
+        sources={"mode": mode, "respondents": ["CISO"]},
     )

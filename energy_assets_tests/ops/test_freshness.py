@@ -6,25 +6,15 @@ They are evaluated here against an instance that has (or lacks) recent materiali
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import AssetMaterialization, AssetSelection, DagsterInstance, materialize
 
 from energy_assets.automation import build_automation, raw_table_keys
 from energy_assets.definitions import build_definitions
-from energy_assets.settings import Settings
 from energy_assets.sources.registry import SOURCES
-
-
-def make_settings(tmp_path, mode: str) -> Settings:
-    return Settings(
-        start=date(2024, 3, 6),
-        end=date(2024, 3, 8),
-        data_dir=str(tmp_path / "data"),
-        dagster_home=str(tmp_path / "home"),
-        sources={"mode": mode, "respondents": ["CISO"]},
-    )
+from energy_assets_tests.ops.conftest import make_settings
 
 
 def evaluate_freshness(tmp_path, days_materialized: list[int]):

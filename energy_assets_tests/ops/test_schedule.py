@@ -18,21 +18,11 @@ from energy_assets import automation
 from energy_assets.automation import REFRESH_JOB, build_automation
 from energy_assets.definitions import build_definitions
 from energy_assets.partitions import DAILY
-from energy_assets.settings import Settings
 from energy_assets.sources.registry import SOURCES
+from energy_assets_tests.ops.conftest import make_settings
 
 TICK = datetime(2024, 3, 13, 6, 0, tzinfo=UTC)
 START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-
-
-def make_settings(tmp_path, mode: str = "offline") -> Settings:
-    return Settings(
-        start=date(2024, 3, 6),
-        end=date(2024, 3, 8),
-        data_dir=str(tmp_path / "data"),
-        dagster_home=str(tmp_path / "home"),
-        sources={"mode": mode, "respondents": ["CISO"]},
-    )
 
 
 def refresh_schedule(settings):
