@@ -89,11 +89,9 @@ def workspace_for(variant: str, folder: Path) -> Path:
     return workspace
 
 
-def run_variant(variant: str, args, days: list[str], root: Path) -> dict[str, Any]:
-    from energy_assets.cli import DEFAULT_DAGSTER_YAML
-
-    folder = root / variant
-    config = write_config(
+def _write_run_config(folder: Path, args, days: list[str]) -> Path:
+    """The run config of one variant: its own data folder and Dagster instance."""
+    return write_config(
         folder / "configs" / "run.yaml",
         start=date.fromisoformat(days[0]),
         end=date.fromisoformat(days[-1]),
@@ -101,6 +99,13 @@ def run_variant(variant: str, args, days: list[str], root: Path) -> dict[str, An
         data_dir=folder / "data",
         dagster_home=folder / "dagster_home",
     )
+
+
+def run_variant(variant: str, args, days: list[str], root: Path) -> dict[str, Any]:
+    from energy_assets.cli import DEFAULT_DAGSTER_YAML
+
+    folder = root / variant
+    config = _write_run_config(folder, args, days)
     keys = selected_keys(config, args.select)
     live = start_live_dagster(
         config,
@@ -141,14 +146,7 @@ def run_variant(variant: str, args, days: list[str], root: Path) -> dict[str, An
 
 def cli_baseline(args, days: list[str], root: Path) -> float:
     folder = root / "cli"
-    config = write_config(
-        folder / "configs" / "run.yaml",
-        start=date.fromisoformat(days[0]),
-        end=date.fromisoformat(days[-1]),
-        respondents=args.respondents,
-        data_dir=folder / "data",
-        dagster_home=folder / "dagster_home",
-    )
+    config = _write_run_config(folder, args, days)
     command = [str(Path(sys.executable).parent / "energy-assets"), "--config", str(config)]
     command += ["backfill", "--from", days[0], "--to", days[-1], "--select", *args.select]
     started = time.time()
