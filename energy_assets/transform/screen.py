@@ -269,7 +269,8 @@ class _RollingIqr:
         first = np.arange(n_blocks) * block + block - 1 - before  # core rows of each block
         s = present[np.clip(first + core_len, 0, n)] - present[np.clip(first, 0, n)]
         of_block = t // block
-        extra = k - s[of_block]
+        core_count = s[of_block]  # present values in each row's block core
+        extra = k - core_count
         self.lo, self.hi = np.empty((n, m)), np.empty((n, m))
         padded = np.full((min(chunk, m), before + n_blocks * block + window), np.nan)
         for c0 in range(0, m, chunk):
@@ -282,7 +283,7 @@ class _RollingIqr:
             core.sort(axis=2)  # NaN last: the s present values come first
             flat = core.reshape(width * n_blocks, core_len)
             row = of_block[:, None] + np.arange(width)[None, :] * n_blocks
-            kc, ec, sc = k[:, cols], extra[:, cols], s[of_block][:, cols]
+            kc, ec, sc = k[:, cols], extra[:, cols], core_count[:, cols]
             bounds = []
             for q in (0.75, 0.25):
                 idx = (kc - 1).astype(np.float64) * q
