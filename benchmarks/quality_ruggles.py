@@ -243,7 +243,7 @@ def copied_pattern_protocol(
     rng = np.random.default_rng(seed)
     hidden_truth, ours_all, linear_all, alone_all, gap_all = [], [], [], [], []
     draw_all = []  # per hidden hour: index into `draws` (target BA-month, pattern BA-month)
-    draws: list[tuple[str, str, str, str]] = []
+    draws: list[tuple[str, str]] = []  # ("BA month" of the target, of the pattern)
     for _ in range(rounds):
         hide = np.zeros_like(bad)
         draw_of = np.full(bad.shape, -1)
@@ -258,7 +258,7 @@ def copied_pattern_protocol(
             k = min(len(src), len(dst))
             hide[dst[:k], tj] = bad[src[:k], pj]
             draw_of[dst[:k], tj] = len(draws)
-            draws.append((BAS[tj] if m == len(BAS) else str(tj), months[ti], str(pj), months[pi]))
+            draws.append((f"{BAS[tj]} {months[ti]}", f"{BAS[pj]} {months[pi]}"))
         masked = np.where(hide, np.nan, observed)
         ours, _ = impute_matrix(masked, [fc], np.ones(m, bool), np.zeros(m, int), cfg.impute)
         linear, _ = impute_matrix(masked, [], np.ones(m, bool), np.full(m, 10**9), cfg.impute)
@@ -293,8 +293,8 @@ def copied_pattern_protocol(
         "by_gap_length": [],
         "worst_draws": [
             {
-                "target": f"{draws[d][0]} {draws[d][1]}",
-                "pattern_from": f"{BAS[int(draws[d][2])]} {draws[d][3]}",
+                "target": draws[d][0],
+                "pattern_from": draws[d][1],
                 "hidden_hours": int((draw == d).sum()),
                 "ours_mape_pct": float(ape[draw == d].mean()),
                 "points_of_total_mape": float(share_of_total[d]),
