@@ -1,7 +1,9 @@
 """Asset checks generated from the contracts, plus the hand-written ones.
 
 One multi-asset check per stored table evaluates every check its contract implies
-(`contracts/evaluate.py`) on the partitions of the run. Error-severity checks are blocking: when
+(`contracts/evaluate.py`) on each partition of the run, one day in memory at a time, and records
+one result per day and check, so the Checks tab shows passed or failed per partition whether the
+run covered one day or a range. Error-severity checks are blocking: when
 one fails, assets downstream in the same run do not execute, so bad data never propagates.
 Warn-severity checks report without blocking. A failure's metadata carries the offending row
 count and a sample of the rows as a markdown table.
@@ -11,7 +13,9 @@ from collections.abc import Iterator
 
 import polars as pl
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
@@ -19,13 +23,18 @@ from dagster import (
     AssetIn,
     AssetKey,
     MetadataValue,
+    Output,
     multi_asset_check,
+)
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
 )
 
 from energy_assets.contracts.core import CheckOutcome, Contract
-from energy_assets.contracts.evaluate import SAMPLE_ROWS, PlannedCheck, check_plan, run_checks
+from energy_assets.contracts.evaluate import PlannedCheck, check_plan, run_checks
 from energy_assets.contracts.tables import EXTRA_CHECKS, contract_for
 from energy_assets.io.parquet import PartitionLoader
+from energy_assets.lineage import latest_materializations
 from energy_assets.partitions import DAILY
 
 
@@ -43,85 +52,117 @@ def _markdown(frame: pl.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def result_for(asset_key: AssetKey, outcome: CheckOutcome) -> AssetCheckResult:
+def _severity(outcome: CheckOutcome) -> AssetCheckSeverity:
+    return AssetCheckSeverity.ERROR if outcome.severity == "error" else AssetCheckSeverity.WARN
+
+
+def _metadata(outcome: CheckOutcome) -> dict[str, MetadataValue]:
     metadata: dict[str, MetadataValue] = {
         "offending_rows": MetadataValue.int(outcome.offending_rows)
     }
     metadata.update({k: MetadataValue.float(v) for k, v in outcome.figures.items()})
     if outcome.sample is not None:
         metadata["sample"] = MetadataValue.md(_markdown(outcome.sample))
+    return metadata
+
+
+def result_for(asset_key: AssetKey, outcome: CheckOutcome) -> AssetCheckResult:
     return AssetCheckResult(
         asset_key=asset_key,
         check_name=outcome.name,
         passed=outcome.passed,
-        severity=AssetCheckSeverity.ERROR
-        if outcome.severity == "error"
-        else AssetCheckSeverity.WARN,
+        severity=_severity(outcome),
         description=outcome.description,
-        metadata=metadata,
+        metadata=_metadata(outcome),
     )
 
 
-def merge(day_outcomes: list[list[CheckOutcome]]) -> list[CheckOutcome]:
-    """Combine per-day outcomes of the same plan into one outcome per check for the range."""
-    merged = []
-    for per_day in zip(*day_outcomes, strict=True):
-        samples = [o.sample for o in per_day if o.sample is not None]
-        figures: dict[str, float] = {}
-        for outcome in per_day:
-            for name, value in outcome.figures.items():
-                if name not in figures:
-                    figures[name] = value
-                elif name.startswith("min_"):
-                    figures[name] = min(figures[name], value)
-                elif name.startswith("max_"):
-                    figures[name] = max(figures[name], value)
-                else:
-                    figures[name] += value
-        merged.append(
-            per_day[0].model_copy(
-                update={
-                    "passed": all(o.passed for o in per_day),
-                    "offending_rows": sum(o.offending_rows for o in per_day),
-                    "sample": pl.concat(samples).head(SAMPLE_ROWS) if samples else None,
-                    "figures": figures,
-                    "description": next(
-                        (o.description for o in per_day if not o.passed), per_day[0].description
-                    ),
-                }
+def _target(record) -> AssetCheckEvaluationTargetMaterializationData | None:
+    if record is None:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+    )
+
+
+def per_day_results(
+    context: AssetCheckExecutionContext,
+    asset_key: AssetKey,
+    outcomes_by_day: dict[str, list[CheckOutcome]],
+    blocking: dict[str, bool],
+) -> Iterator[AssetCheckEvaluation | Output]:
+    """One check evaluation per day and check, so a ranged run records a passed or failed
+    result for every partition (Dagster's AssetCheckResult only knows single-partition steps
+    and would leave the days "skipped"). A failed blocking evaluation still fails the step, so
+    downstream assets of the run do not execute."""
+    step = context.op_execution_context.get_step_execution_context()
+    targets = latest_materializations(context.instance, asset_key, outcomes_by_day)
+    for day, outcomes in outcomes_by_day.items():
+        for outcome in outcomes:
+            yield AssetCheckEvaluation(
+                asset_key=asset_key,
+                check_name=outcome.name,
+                passed=outcome.passed,
+                metadata=_metadata(outcome),
+                target_materialization_data=_target(targets.get(day)),
+                severity=_severity(outcome),
+                description=outcome.description,
+                blocking=blocking[outcome.name],
+                partition=day,
             )
-        )
-    return merged
+    for name in blocking:
+        output = step.job_def.asset_layer.get_op_output_name(AssetCheckKey(asset_key, name))
+        if output in step.selected_output_names:
+            yield Output(None, output_name=output)
+
+
+def results_per_day(
+    context: AssetCheckExecutionContext, asset_key: AssetKey, results: list[AssetCheckResult]
+) -> Iterator[AssetCheckResult | AssetCheckEvaluation | Output]:
+    """Results computed once for a whole run (checks of whole-range artifacts), recorded for
+    each day of the run so that every partition shows them."""
+    step = context.op_execution_context.get_step_execution_context()
+    days = list(context.op_execution_context.partition_keys) if step.has_partitions else []
+    if len(days) <= 1:
+        yield from results
+        return
+    targets = latest_materializations(context.instance, asset_key, days)
+    for day in days:
+        for result in results:
+            yield AssetCheckEvaluation(
+                asset_key=asset_key,
+                check_name=str(result.check_name),
+                passed=result.passed,
+                metadata=result.metadata,
+                target_materialization_data=_target(targets.get(day)),
+                severity=result.severity,
+                description=result.description,
+                blocking=True,
+                partition=day,
+            )
+    for result in results:
+        key = AssetCheckKey(asset_key, str(result.check_name))
+        output = step.job_def.asset_layer.get_op_output_name(key)
+        if output in step.selected_output_names:
+            yield Output(None, output_name=output)
 
 
 def evaluate_partitions(
     contract: Contract, partitions: PartitionLoader, extra: list[PlannedCheck]
-) -> list[CheckOutcome]:
-    """Every check of the plan over the loaded days, one day in memory at a time.
+) -> dict[str, list[CheckOutcome]]:
+    """Every check of the plan for each loaded day, one day in memory at a time.
 
-    Row-level checks run day by day and are merged (exact, because the primary key includes
-    the day); checks that compare days (`range_columns`) run once on a projection of the range.
-    A contract whose key spans days (ring segments) is checked on the concatenated range.
+    A contract whose key spans days (ring segments) is checked on the concatenated range, and
+    that outcome stands for each of its days.
     """
     plan = check_plan(contract, extra)
     if not partitions.keys:
-        return run_checks(contract, contract.empty(), plan)
+        return {}
     if contract.partition_column not in contract.primary_key:
         frames = [partitions.load(k) for k in partitions.keys]
-        return run_checks(contract, pl.concat(frames, how="vertical"), plan)
-    daywise = [p for p in plan if not p.range_columns]
-    rangewise = [p for p in plan if p.range_columns]
-    needed = sorted({c for p in rangewise for c in p.range_columns})
-    per_day, projections = [], []
-    for key in partitions.keys:
-        day = partitions.load(key)
-        per_day.append(run_checks(contract, day, daywise))
-        projections.append(day.select([c for c in needed if c in day.columns]))
-    outcomes = {o.name: o for o in merge(per_day)}
-    if rangewise:
-        projection = pl.concat(projections, how="vertical")
-        outcomes.update({o.name: o for o in run_checks(contract, projection, rangewise)})
-    return [outcomes[p.name] for p in plan]
+        whole = run_checks(contract, pl.concat(frames, how="vertical"), plan)
+        return dict.fromkeys(partitions.keys, whole)
+    return {key: run_checks(contract, partitions.load(key), plan) for key in partitions.keys}
 
 
 def contract_checks(asset_key_path: str) -> AssetChecksDefinition:
@@ -142,6 +183,8 @@ def contract_checks(asset_key_path: str) -> AssetChecksDefinition:
         for planned in check_plan(contract, extra)
     ]
 
+    blocking = {spec.name: spec.blocking for spec in specs}
+
     @multi_asset_check(
         name=f"{key.to_python_identifier()}__contract",
         specs=specs,
@@ -149,10 +192,12 @@ def contract_checks(asset_key_path: str) -> AssetChecksDefinition:
         description=f"Contract {contract.name}: {contract.description}",
         can_subset=False,
     )
-    def _check(
-        context: AssetCheckExecutionContext, frame: PartitionLoader
-    ) -> Iterator[AssetCheckResult]:
-        for outcome in evaluate_partitions(contract, frame, extra):
-            yield result_for(key, outcome)
+    def _check(context: AssetCheckExecutionContext, frame: PartitionLoader):
+        by_day = evaluate_partitions(contract, frame, extra)
+        if len(by_day) == 1:  # a single-partition run: Dagster records the day itself
+            for outcome in next(iter(by_day.values())):
+                yield result_for(key, outcome)
+        else:
+            yield from per_day_results(context, key, by_day, blocking)
 
     return _check

@@ -1,13 +1,17 @@
-"""`energy-assets`: the main job, ranged backfills, checks-only runs and the web UI, from a shell.
+"""`energy-assets`: a front end to the project's Dagster jobs, from a shell.
 
-    energy-assets run [--config configs/main.yaml]        every asset for the configured range
-    energy-assets backfill --from A --to B [--select raw]  the same for another range / layers
-    energy-assets checks --from A --to B                   only the asset checks (exit 1 on failure)
-    energy-assets ui                                       dagster dev on the same data and instance
+    energy-assets run                                   every asset over the config's range
+    energy-assets backfill --from A --to B [--select L] the same for another range / layers
+    energy-assets backfill --refresh-provisional        re-do days whose context has arrived
+    energy-assets checks --from A --to B                only the asset checks (exit 1 on failure)
+    energy-assets ui [--host H] [--port P]              dagster dev on the same data and instance
 
-Runs execute in-process on the Dagster instance in the config's `dagster_home` (SQLite by default;
-a dagster.yaml there can point at Postgres), one run per layer and chunk of days, honouring each
-asset's backfill policy, so the web UI shows the same runs and materializations afterwards.
+`--config FILE` (or $ENERGY_ASSETS_CONFIG) may come before or after the command. Planning and
+execution are Dagster's (energy_assets/orchestrate.py): the runs are runs of `main_job` on the
+config's instance with the config's executor, grouped by the assets' backfill policies, so the
+web UI shows them. Partitions that are up to date (same code version, same inputs) are skipped
+unless `--force`. Every refusal is one `error:` line and exit code 2; a failed run ends with its
+root cause and exit code 1.
 """
 
 from __future__ import annotations
@@ -17,8 +21,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -30,22 +33,60 @@ telemetry:
 concurrency:
   pools:
     default_limit: 2
+# runs whose worker died are marked failed by the daemon (dagster dev / dagster-daemon)
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
 """
-
 
 SAY = functools.partial(print, flush=True)  # progress must show up live in piped CI logs
 
 
-@dataclass
-class Step:
-    layer: str
-    keys: list[str]
-    days: list[date]
-    seconds: float = 0.0
-    rows: int = 0
-    bytes_written: int = 0
-    checks_failed: list[str] = field(default_factory=list)
-    checks_warned: list[str] = field(default_factory=list)
+class Refusal(Exception):
+    """A request refused before anything ran: one `error:` line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        print(f"error: {message} (see energy-assets {self.prog.split()[-1]} --help)",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", default=argparse.SUPPRESS, help="run config YAML (default configs/main.yaml)"
+    )
+    parser = Parser(prog="energy-assets", description=__doc__.split("\n\n")[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    run = sub.add_parser("run", parents=[common], help="every asset over the config's range")
+    backfill = sub.add_parser("backfill", parents=[common], help="materialize a range of days")
+    checks = sub.add_parser("checks", parents=[common], help="only the asset checks of a range")
+    for p in (backfill, checks):
+        p.add_argument("--from", dest="first", type=_day, help="first UTC day (YYYY-MM-DD)")
+        p.add_argument("--to", dest="last", type=_day, help="last UTC day, included")
+        p.add_argument("--select", nargs="+", help="layers or asset keys (default: all)")
+    for p in (run, backfill):
+        p.add_argument("--force", action="store_true", help="recompute up-to-date partitions")
+        p.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    backfill.add_argument(
+        "--refresh-provisional",
+        action="store_true",
+        help="re-materialize provisional partitions (any day, or within --from/--to) and what "
+        "reads them",
+    )
+    ui = sub.add_parser("ui", parents=[common], help="dagster dev on the config's data")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    return parser
 
 
 def prepare_instance(dagster_home: str):
@@ -74,213 +115,177 @@ def apply_pool_limits(instance) -> None:
             storage.set_concurrency_slots(spec.pool, spec.pool_limit)
 
 
-def layers_of(defs) -> list[tuple[str, list]]:
-    """Asset keys grouped by layer, in dependency order of the layers."""
-    from dagster import AssetKey
+def _check_live_key(settings, keys) -> None:
+    from energy_assets.resources import SourcesResource
 
-    graph = defs.resolve_asset_graph()
-    order = ["raw", "aligned", "imputed", "features", "ml"]
-    keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
-    toposorted = [k for level in graph.toposorted_asset_keys_by_level for k in level]
-    rank = {k: i for i, k in enumerate(toposorted)}
-    grouped: list[tuple[str, list[AssetKey]]] = []
-    for layer in order:
-        members = sorted((k for k in keys if k.path[0] == layer), key=lambda k: rank[k])
-        # raw responses (rate-limited extraction) run before their parsers, in their own runs
-        if layer == "raw":
-            fetch = [k for k in members if k.path[-1].endswith("_responses")]
-            parse = [k for k in members if k not in fetch]
-            grouped += [("raw responses", fetch), ("raw parsed", parse)]
-        elif members:
-            grouped.append((layer, members))
-    return [(name, members) for name, members in grouped if members]
-
-
-def chunk_days(days: list[date], size: int | None) -> list[list[date]]:
-    if not size:
-        return [days]
-    return [days[i : i + size] for i in range(0, len(days), size)]
-
-
-def materialize_range(
-    settings,
-    first: date,
-    last: date,
-    select: Sequence[str] | None = None,
-    checks_only: bool = False,
-    say: Callable[[str], None] = SAY,
-) -> list[Step]:
-    """Materialize (or only check) every selected layer over [first, last], printing progress."""
-    from dagster import AssetSelection, materialize
-
-    from energy_assets.automation import build_automation
-    from energy_assets.definitions import build_definitions, freshness_selection
-    from energy_assets.partitions import days_between
-
-    instance = prepare_instance(settings.dagster_home)
-    defs = build_definitions(settings)
-    freshness = freshness_selection(build_automation(settings))
-    graph = defs.resolve_asset_graph()
-    all_defs = [*defs.assets, *defs.asset_checks]
-    days = days_between(first, last)
-    steps: list[Step] = []
-    plan = [
-        (name, keys)
-        for name, keys in layers_of(defs)
-        if not select or any(name.startswith(s) or name == s for s in select)
-    ]
-    if not plan:
-        raise SystemExit(f"--select {list(select or [])} matches no layer")
-    total = sum(len(days) for _ in plan)
-    done = 0
-    started = time.perf_counter()
-    for index, (name, keys) in enumerate(plan, start=1):
-        policies = [graph.get(k).backfill_policy for k in keys]
-        size = min(
-            (p.max_partitions_per_run or len(days) for p in policies if p is not None),
-            default=None,
+    sources = SourcesResource(**settings.sources)
+    fetches = any(k.path[0] == "raw" and k.path[-1].endswith("_responses") for k in keys)
+    if sources.mode == "live" and fetches and not os.environ.get(sources.eia_api_key_env):
+        raise Refusal(
+            f"sources.mode is live but ${sources.eia_api_key_env} is not set: export your EIA "
+            "API key (https://www.eia.gov/opendata/register.php) or use sources.mode: offline"
         )
-        for chunk in chunk_days(days, size):
-            step = Step(name, [k.to_user_string() for k in keys], chunk)
-            selection = AssetSelection.assets(*keys)
-            if checks_only:
-                selection = AssetSelection.checks_for_assets(*keys)
-            if freshness is not None:
-                selection = selection - freshness
-            tick = time.perf_counter()
-            result = materialize(
-                all_defs,
-                selection=selection,
-                instance=instance,
-                resources=defs.resources,
-                tags={
-                    "dagster/asset_partition_range_start": chunk[0].isoformat(),
-                    "dagster/asset_partition_range_end": chunk[-1].isoformat(),
-                    "energy_assets/launched_by": "cli",
-                },
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            step.seconds = time.perf_counter() - tick
-            # A ranged run records one materialization per partition, each carrying the
-            # output's metadata for the whole range: count each asset once.
-            per_asset = {
-                e.asset_key: e.step_materialization_data.materialization.metadata
-                for e in result.get_asset_materialization_events()
-            }
-            for metadata in per_asset.values():
-                step.rows += int(getattr(metadata.get("dagster/row_count"), "value", 0) or 0)
-                step.bytes_written += int(getattr(metadata.get("bytes_written"), "value", 0) or 0)
-            for evaluation in result.get_asset_check_evaluations():
-                if evaluation.passed:
-                    continue
-                name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-                if evaluation.severity.value == "ERROR":
-                    step.checks_failed.append(name)
-                else:
-                    step.checks_warned.append(name)
-            steps.append(step)
-            done += len(chunk)
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            eta = (total - done) / rate if rate else 0.0
-            say(
-                f"[{index}/{len(plan)}] {name:<14} {chunk[0]}..{chunk[-1]}  "
-                f"{done}/{total} partition-steps  {rate:5.2f}/s  ETA {eta:4.0f} s  "
-                f"{step.rows:>10,} rows  "
-                f"{step.seconds:6.1f} s"
-                + (
-                    f"  FAILED CHECKS: {', '.join(step.checks_failed)}"
-                    if step.checks_failed
-                    else ""
-                )
-            )
-            if not result.success and checks_only and step.checks_failed:
-                continue  # report every failing check of every layer, then exit 1
-            if not result.success:
-                failure = next(
-                    (e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None
-                )
-                detail = failure.event_specific_data.error.message if failure else "see the UI"
-                raise SystemExit(
-                    f"{name} failed for {chunk[0]}..{chunk[-1]} (run {result.run_id}): "
-                    f"{detail.strip()}\nStored partitions of earlier layers are kept; fix the "
-                    "cause and re-run the same command."
-                )
-    return steps
 
 
-def summary(settings, steps: list[Step], seconds: float) -> str:
+def _describe(planned, say) -> None:
+    for key, days in planned.targeted.items():
+        say(f"  {key.to_user_string():<24} {len(days):>5} day(s) {days[0]}..{days[-1]}")
+    for i, run in enumerate(planned.runs, start=1):
+        names = ", ".join(k.to_user_string() for k in run.assets) or f"{len(run.checks)} checks"
+        say(f"  run {i}: {run.days[0]}..{run.days[-1]} ({len(run.days)} d): {names}")
+
+
+def _summary(settings, outcomes, seconds: float, skipped: int) -> str:
     lines = [
         "",
         f"Done in {seconds:.1f} s. Parquet files: {settings.data_dir}/<asset key>/<day>.parquet",
         f"Dagster instance (runs, materializations, checks): {settings.dagster_home}",
         "",
-        f"{'layer':<14} {'assets':<60} {'days':>5} {'rows':>12} {'MiB':>8} {'s':>7}",
+        f"{'run':<34} {'days':>5} {'partitions':>10} {'rows':>12} {'MiB':>8} {'s':>7}",
     ]
-    for s in steps:
+    for o in outcomes:
         lines.append(
-            f"{s.layer:<14} {', '.join(s.keys)[:60]:<60} {len(s.days):>5} {s.rows:>12,} "
-            f"{s.bytes_written / 2**20:>8.2f} {s.seconds:>7.1f}"
+            f"{o.run.label + ' ' + o.run.days[0] + '..':<34} {len(o.run.days):>5} "
+            f"{o.materialized:>10} {o.rows:>12,} {o.bytes_written / 2**20:>8.2f} {o.seconds:>7.1f}"
         )
-    failed = sorted({c for s in steps for c in s.checks_failed})
-    warned = sorted({c for s in steps for c in s.checks_warned})
+    if skipped:
+        lines.append(f"Skipped {skipped} partition(s) already up to date (--force recomputes).")
+    failed = sorted({c for o in outcomes for c in o.checks_failed})
+    warned = sorted({c for o in outcomes for c in o.checks_warned})
     lines.append("")
     lines.append(
         f"Failed blocking checks: {', '.join(failed)}" if failed else "All blocking checks passed."
     )
     if warned:
-        lines.append(f"Warnings (non-blocking checks that failed): {', '.join(warned)}")
+        lines.append(f"Warnings (non-blocking checks that failed): {', '.join(warned[:20])}"
+                     + (f" ... ({len(warned)} in all)" if len(warned) > 20 else ""))  # fmt: skip
     lines.append("Open the UI on the same data: energy-assets ui")
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from energy_assets.settings import SettingsError, load_settings
+def execute(settings, args, say=SAY) -> int:
+    """Plan and launch; returns the exit code."""
+    from energy_assets import orchestrate as o
+    from energy_assets.definitions import build_definitions
 
-    parser = argparse.ArgumentParser(prog="energy-assets", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="run config YAML (default configs/main.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="materialize every asset for the config's date range")
-    for name in ("backfill", "checks"):
-        p = sub.add_parser(name, help=f"{name} a date range")
-        p.add_argument("--from", dest="first", type=date.fromisoformat)
-        p.add_argument("--to", dest="last", type=date.fromisoformat)
-        p.add_argument("--select", nargs="*", help="layers: raw, aligned, imputed, features, ml")
-    sub.add_parser("ui", help="start dagster dev on the config's data and instance")
-    args = parser.parse_args(argv)
+    instance = prepare_instance(settings.dagster_home)
+    graph = build_definitions(settings).resolve_asset_graph()
+    o.fail_dead_runs(instance, say)
+    keys = o.select(graph, getattr(args, "select", None))
+    first = getattr(args, "first", None) or settings.start
+    last = getattr(args, "last", None) or settings.end
+    refresh = getattr(args, "refresh_provisional", False)
+    if not refresh or getattr(args, "first", None) or getattr(args, "last", None):
+        o.check_dates(first, last)
+    if args.command == "checks":
+        planned = o.checks_plan(graph, settings.data_dir, keys, o.days_of(first, last))
+    else:
+        _check_live_key(settings, keys)
+        if refresh:
+            targets, span = o.refresh_targets(graph, instance, settings.data_dir, keys)
+            if getattr(args, "first", None) or getattr(args, "last", None):
+                window = set(o.days_of(first, last))
+                targets = {k: v & window for k, v in targets.items()}
+                span = sorted(set(span) & window)
+            if not span:
+                say("No provisional partitions: nothing to refresh.")
+                return 0
+            first, last = date.fromisoformat(span[0]), date.fromisoformat(span[-1])
+            # only partitions whose missing context has arrived (or whose inputs changed) rerun
+            planned = o.plan(
+                graph, instance, settings.data_dir, keys, span, args.force, only_days=targets
+            )
+        else:
+            planned = o.plan(
+                graph, instance, settings.data_dir, keys, o.days_of(first, last), args.force
+            )
+    skipped = sum(planned.up_to_date.values())
+    say(
+        f"energy-assets {args.command}: {first}..{last}, sources="
+        f"{settings.sources.get('mode', 'offline')}/{settings.sources.get('world', 'synthetic')}"
+        f", executor={settings.execution.executor}, data={settings.data_dir}"
+    )
+    say(
+        f"Plan: {planned.partition_steps} partition-step(s) in {len(planned.runs)} run(s)"
+        + (f"; {skipped} partition(s) up to date, skipped" if skipped else "")
+    )
+    if getattr(args, "dry_run", False):
+        _describe(planned, say)
+        return 0
+    if args.command == "checks" and planned.not_stored:
+        missing = "; ".join(
+            f"{k.to_user_string()}: {len(v)} day(s) {v[0]}..{v[-1]}"
+            for k, v in planned.not_stored.items()
+        )
+        if not planned.runs:
+            say(f"error: no stored partitions to check in {first}..{last} ({missing}); "
+                "materialize them first")  # fmt: skip
+            return 1
+    o.refuse_overlap(instance, planned)
+    started = time.perf_counter()
+    outcomes = []
+    done, total = 0, max(planned.partition_steps, 1)
+    for index, run in enumerate(planned.runs, start=1):
+        outcome = o.launch(run, instance, launched_by="cli", say=say)
+        outcomes.append(outcome)
+        done += len(run.days) * max(len(run.assets), 1)
+        elapsed = time.perf_counter() - started
+        rate = done / max(elapsed, 1e-9)
+        eta = (total - done) / rate if rate else 0.0
+        say(
+            f"[{index}/{len(planned.runs)}] {run.label:<22} {run.days[0]}..{run.days[-1]}  "
+            f"{done}/{total} partition-steps  {rate:5.2f}/s  ETA {eta:4.0f} s  "
+            f"{outcome.rows:>10,} rows  {outcome.seconds:6.1f} s"
+            + (f"  FAILED CHECKS: {len(outcome.checks_failed)}" if outcome.checks_failed else "")
+        )
+        if not outcome.success and not (args.command == "checks" and outcome.checks_failed):
+            print(
+                f"error: run {outcome.run_id} ({run.label} {run.days[0]}..{run.days[-1]}) "
+                f"failed: {outcome.error}\nStored partitions are kept; fix the cause and re-run "
+                "the same command (up-to-date partitions are skipped).",
+                file=sys.stderr,
+            )
+            return 1
+    say(_summary(settings, outcomes, time.perf_counter() - started, skipped))
+    failed = any(o_.checks_failed for o_ in outcomes)
+    if args.command == "checks":
+        if planned.not_stored:
+            say("NOT STORED (a check of absent data cannot pass): " + "; ".join(
+                f"{k.to_user_string()} {v[0]}..{v[-1]} ({len(v)})"
+                for k, v in planned.not_stored.items()))  # fmt: skip
+            return 1
+        return 1 if failed else 0
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from energy_assets.settings import CONFIG_ENV, SettingsError, load_settings
+
+    args = build_parser().parse_args(argv)
+    config = getattr(args, "config", None)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(config)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.config:
-        os.environ["ENERGY_ASSETS_CONFIG"] = str(Path(args.config).resolve())
+    if config:
+        # every process of the run (executor children, the UI's code server) loads this file
+        os.environ[CONFIG_ENV] = str(Path(config).resolve())
 
     if args.command == "ui":
         prepare_instance(settings.dagster_home)
         root = Path(__file__).resolve().parents[1]
-        dagster = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml")]
+        dagster = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
+                   "--host", args.host, "--port", str(args.port)]  # fmt: skip
         os.execv(sys.executable, dagster)
 
-    first = getattr(args, "first", None) or settings.start
-    last = getattr(args, "last", None) or settings.end
-    select = getattr(args, "select", None)
-    print(
-        f"energy-assets {args.command}: {first}..{last}, sources="
-        f"{settings.sources.get('mode', 'offline')}/{settings.sources.get('world', 'synthetic')}"
-        f", data={settings.data_dir}"
-    )
-    started = time.perf_counter()
+    from energy_assets.orchestrate import PlanError
+
     try:
-        steps = materialize_range(
-            settings, first, last, select=select, checks_only=args.command == "checks"
-        )
-    except SystemExit as exc:
+        return execute(settings, args)
+    except (PlanError, Refusal) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary(settings, steps, time.perf_counter() - started))
-    failed_blocking = [c for s in steps for c in s.checks_failed]
-    return 1 if (args.command == "checks" and failed_blocking) else 0
+        return 2
 
 
 if __name__ == "__main__":

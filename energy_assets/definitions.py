@@ -1,14 +1,30 @@
-"""The one Definitions: assets, checks, resources, jobs, schedules and sensors.
+"""The one Definitions: assets, checks, resources, jobs, executor, schedules and sensors.
 
 Built from the run settings file ($ENERGY_ASSETS_CONFIG, else configs/main.yaml), so the web UI,
-the `energy-assets` CLI and `dagster` CLI commands all see the same resources and data folder.
+the daemon, the `energy-assets` CLI and `dagster` CLI commands all see the same resources, data
+folder, executor and code versions.
+
+Code versions are derived, never bumped by hand (energy_assets/versions.py): the source of the
+modules that compute an asset and the part of the settings that shapes its output. A changed
+screen in transform/ makes `imputed/series` and what depends on it stale in the UI and in
+`energy-assets backfill`, and nothing else.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
-from dagster import AssetSelection, BetaWarning, Definitions, PreviewWarning, define_asset_job
+from dagster import (
+    AssetsDefinition,
+    AssetSelection,
+    BetaWarning,
+    Definitions,
+    PreviewWarning,
+    define_asset_job,
+    in_process_executor,
+    multiprocess_executor,
+)
 
 # Backfill policies (beta) and partitioned asset checks (preview) are deliberate choices here.
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -21,6 +37,10 @@ from energy_assets.contracts.tables import CONTRACTS  # noqa: E402
 from energy_assets.io.parquet import ParquetIOManager  # noqa: E402
 from energy_assets.resources import PipelineResource, SourcesResource  # noqa: E402
 from energy_assets.settings import Settings, load_settings  # noqa: E402
+from energy_assets.versions import code_version  # noqa: E402
+
+OPERATIONAL_SOURCE_KEYS = ("max_attempts", "base_delay_s", "caiso_min_interval_s")
+"""`sources:` keys that change how politely data is fetched, not what is fetched."""
 
 
 def freshness_selection(automation) -> AssetSelection | None:
@@ -28,6 +48,40 @@ def freshness_selection(automation) -> AssetSelection | None:
     if not automation.asset_checks:
         return None
     return AssetSelection.checks(*automation.asset_checks)
+
+
+def version_config(settings: Settings, group: str) -> dict[str, Any]:
+    """The settings that shape an asset group's output (they enter its code version)."""
+    if group == "raw":
+        sources = SourcesResource(**settings.sources).model_dump()
+        return {k: v for k, v in sources.items() if k not in OPERATIONAL_SOURCE_KEYS}
+    if group == "aligned":
+        return {"quirks": SourcesResource(**settings.sources).carries_reporting_quirks}
+    if group == "ml":
+        return PipelineResource(**settings.pipeline).model_dump()
+    return {}
+
+
+def versioned(assets: AssetsDefinition, settings: Settings) -> AssetsDefinition:
+    module = assets.op.compute_fn.decorated_fn.__module__
+    group = next(iter(assets.specs)).group_name or ""
+    version = code_version(module, version_config(settings, group))
+    return assets.map_asset_specs(lambda spec: spec.replace_attributes(code_version=version))
+
+
+def executor_for(settings: Settings):
+    execution = settings.execution
+    if execution.executor == "in_process":
+        return in_process_executor
+    start = (
+        {"forkserver": {"preload_modules": ["energy_assets.definitions"]}}
+        if execution.start_method == "forkserver"
+        else {"spawn": {}}
+    )
+    return multiprocess_executor.configured(
+        {"max_concurrent": execution.max_concurrent, "start_method": start},
+        name="multiprocess",
+    )
 
 
 def build_definitions(settings: Settings) -> Definitions:
@@ -50,11 +104,12 @@ def build_definitions(settings: Settings) -> Definitions:
         "dagster/partition tag or a partition range.",
     )
     return Definitions(
-        assets=ALL_ASSETS,
+        assets=[versioned(a, settings) for a in ALL_ASSETS],
         asset_checks=[*checks, *HAND_WRITTEN_CHECKS, *automation.asset_checks],
         jobs=[main_job, checks_only, *automation.jobs],
         schedules=automation.schedules,
         sensors=automation.sensors,
+        executor=executor_for(settings),
         resources={
             "io_manager": ParquetIOManager(base_dir=settings.data_dir),
             "sources": SourcesResource(**settings.sources),

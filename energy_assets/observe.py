@@ -1,9 +1,10 @@
 """Per-materialization metrics, recorded the same way for every asset.
 
 `observed` wraps an asset's compute function: it samples the process's resident memory while the
-function runs and attaches duration, rows, rows/s and peak RSS as numeric output metadata (the UI
-plots numeric metadata over time). Bytes written, `dagster/row_count` and `dagster/column_schema`
-come from the IO manager, which is the only code that knows them.
+function runs and attaches the step's duration, rows, rows/s and peak RSS as numeric output
+metadata. The IO manager, which splits a ranged output into days, turns them into per-day figures
+(each day's `rows`, `bytes_written`, `dagster/row_count` and its share of the step's duration as
+`duration_s`), so the UI's per-partition plots show each day's own values.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def count_rows(output: Any) -> int:
 def metrics_metadata(measurement: Measurement, rows: int) -> dict[str, MetadataValue]:
     seconds = max(measurement.duration_s, 1e-9)
     return {
-        "duration_s": MetadataValue.float(round(measurement.duration_s, 4)),
-        "rows": MetadataValue.int(rows),
+        "step_duration_s": MetadataValue.float(round(measurement.duration_s, 4)),
+        "step_rows": MetadataValue.int(rows),
         "rows_per_s": MetadataValue.float(round(rows / seconds, 1)),
         "peak_rss_mib": MetadataValue.float(round(measurement.peak_rss_bytes / 2**20, 1)),
     }

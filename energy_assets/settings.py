@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -40,6 +40,25 @@ class AlertSettings(BaseModel):
     )
 
 
+class ExecutionSettings(BaseModel):
+    """How a run executes its steps: the executor of every job in the Definitions, so the web UI,
+    the daemon, the `energy-assets` CLI and `dagster` CLI commands all use it."""
+
+    model_config = ConfigDict(extra="forbid")
+    executor: Literal["in_process", "multiprocess"] = Field(
+        default="in_process",
+        description="in_process: steps one after another in the run's process (least overhead); "
+        "multiprocess: independent steps in parallel, one process each.",
+    )
+    max_concurrent: int = Field(
+        default=2, ge=1, le=64, description="multiprocess: steps running at once."
+    )
+    start_method: Literal["forkserver", "spawn"] = Field(
+        default="forkserver",
+        description="multiprocess: forkserver preloads the project once (fast step start).",
+    )
+
+
 class Settings(BaseModel):
     """Everything a run depends on. Unknown keys are refused, so typos do not pass silently."""
 
@@ -58,6 +77,7 @@ class Settings(BaseModel):
     pipeline: dict[str, Any] = Field(
         default_factory=dict, description="PipelineResource fields (windows, splits, ring)."
     )
+    execution: ExecutionSettings = Field(default_factory=lambda: ExecutionSettings())
     automation: AutomationSettings = Field(default_factory=lambda: AutomationSettings())
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
 

@@ -1,14 +1,9 @@
 """aligned/series: every source's raw rows on one UTC hourly grid (transform/align.py)."""
 
 import polars as pl
-from dagster import (
-    AssetExecutionContext,
-    AssetIn,
-    BackfillPolicy,
-    TimeWindowPartitionMapping,
-    asset,
-)
+from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, asset
 
+from energy_assets.io.parquet import window
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import SourcesResource
@@ -16,26 +11,20 @@ from energy_assets.sources.registry import SOURCES
 from energy_assets.transform.align import align
 from energy_assets.transform.quirks import empty_quirks
 
-# One day each side: a quirk-table time shift can move rows across midnight.
-NEIGHBOURS = TimeWindowPartitionMapping(
-    start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True
-)
+# One day each side: a quirk-table time shift can move rows across midnight. A context window,
+# read by the IO manager: Dagster sees the same-day dependency only (see io/parquet.py, window).
+NEIGHBOUR_DAYS = 1
 
 
 @asset(
     key=["aligned", "series"],
     ins={
-        name: AssetIn(
-            key=["raw", name],
-            partition_mapping=NEIGHBOURS,
-            metadata={"allow_missing_partitions": True},
-        )
+        name: AssetIn(key=["raw", name], metadata=window(NEIGHBOUR_DAYS, NEIGHBOUR_DAYS))
         for name in SOURCES
     },
     partitions_def=DAILY,
     group_name="aligned",
     backfill_policy=BackfillPolicy.single_run(),
-    code_version="1",
     kinds={"parquet", "polars"},
     description="Every source on one UTC hourly grid: duplicates resolved, sub-hourly rows "
     "averaged, per-BA quirks applied, missing hours present as nulls.",

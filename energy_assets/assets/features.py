@@ -1,14 +1,9 @@
 """features/hourly: model features per balancing authority and hour (transform/features.py)."""
 
 import polars as pl
-from dagster import (
-    AssetExecutionContext,
-    AssetIn,
-    BackfillPolicy,
-    TimeWindowPartitionMapping,
-    asset,
-)
+from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, asset
 
+from energy_assets.io.parquet import window
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.transform.features import FeatureConfig, build_features
@@ -19,18 +14,12 @@ HISTORY_DAYS = FeatureConfig().context_days  # 168 h lags and rolling windows, p
 @asset(
     key=["features", "hourly"],
     ins={
-        "imputed": AssetIn(
-            key=["imputed", "series"],
-            partition_mapping=TimeWindowPartitionMapping(
-                start_offset=-HISTORY_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
-            ),
-            metadata={"allow_missing_partitions": True},
-        )
+        # look-back only: a context window read by the IO manager (io/parquet.py, window)
+        "imputed": AssetIn(key=["imputed", "series"], metadata=window(HISTORY_DAYS, 0))
     },
     partitions_def=DAILY,
     group_name="features",
     backfill_policy=BackfillPolicy.single_run(),
-    code_version="1",
     kinds={"parquet", "polars"},
     description="Filled demand target with its observed mask, calendar and holiday features, "
     "the day-ahead forecast and weather (known in advance), lags and rolling statistics (past "

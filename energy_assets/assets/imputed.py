@@ -7,21 +7,21 @@ schedule re-runs the trailing window; see the README, "Revisions").
 """
 
 import polars as pl
-from dagster import (
-    AssetExecutionContext,
-    AssetIn,
-    BackfillPolicy,
-    MetadataValue,
-    TimeWindowPartitionMapping,
-    asset,
-)
+from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, MetadataValue, asset
 
 from energy_assets.contracts.tables import BA_PEAK_FACTOR
+from energy_assets.io.parquet import window
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.plots import reported_vs_filled_markdown
 from energy_assets.sources.balancing_authorities import load_balancing_authorities
-from energy_assets.transform.clean import DEFAULT_RULES, CleaningConfig, SeriesRule, clean
+from energy_assets.transform.clean import (
+    DEFAULT_RULES,
+    CleaningConfig,
+    SeriesRule,
+    clean,
+    daily_quality,
+)
 
 CONTEXT_DAYS = CleaningConfig().context_days
 SMALL_BA_PEAK_MW = 200.0
@@ -55,20 +55,13 @@ def cleaning_config() -> CleaningConfig:
 @asset(
     key=["imputed", "series"],
     ins={
-        "aligned": AssetIn(
-            key=["aligned", "series"],
-            partition_mapping=TimeWindowPartitionMapping(
-                start_offset=-CONTEXT_DAYS,
-                end_offset=CONTEXT_DAYS,
-                allow_nonexistent_upstream_partitions=True,
-            ),
-            metadata={"allow_missing_partitions": True},
-        )
+        # ±21 days of context, read by the IO manager (io/parquet.py, window): Dagster sees the
+        # same-day dependency, so a backfill of A..B targets exactly A..B
+        "aligned": AssetIn(key=["aligned", "series"], metadata=window(CONTEXT_DAYS, CONTEXT_DAYS))
     },
     partitions_def=DAILY,
     group_name="imputed",
     backfill_policy=BackfillPolicy.single_run(),
-    code_version="1",
     kinds={"parquet", "polars"},
     description="Screened and imputed series; every value says whether it was observed or "
     "which screen flagged it and which method filled it, beside the reported value.",
@@ -77,17 +70,14 @@ def cleaning_config() -> CleaningConfig:
 def imputed_series(context: AssetExecutionContext, aligned: pl.DataFrame) -> pl.DataFrame:
     start, end = context.partition_time_window
     result = clean(aligned, start, end, cleaning_config())
-    summary = (
-        result.group_by("flag").len().sort("len", descending=True).rows() if result.height else []
-    )
-    context.add_output_metadata(
-        {
-            "imputed_share": MetadataValue.float(
-                round(1.0 - float(result["is_observed"].mean() or 0.0), 5) if result.height else 0.0
-            ),
-            "flags": MetadataValue.json({flag: n for flag, n in summary}),
-        }
-    )
+    for day, metrics in daily_quality(result, context.partition_keys).items():
+        context.add_asset_metadata(
+            {
+                "imputed_share": MetadataValue.float(metrics["imputed_share"]),
+                "flags": MetadataValue.json(metrics["flags"]),
+            },
+            partition_key=day,
+        )
     chart = reported_vs_filled_markdown(result) if result.height else None
     if chart is not None:
         context.add_output_metadata({"reported_vs_filled": MetadataValue.md(chart)})

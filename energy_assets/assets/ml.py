@@ -17,12 +17,14 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     BackfillPolicy,
     MetadataValue,
     asset,
     multi_asset_check,
 )
 
+from energy_assets.checks import results_per_day
 from energy_assets.io.parquet import FrameWithMetadata
 from energy_assets.ml.dataset import DatasetConfig, FeatureSpec, MLDataset, build_dataset
 from energy_assets.ml.dataset import check_dataset as check_dataset_rows
@@ -65,7 +67,6 @@ def _utc(text: str | None) -> datetime | None:
     partitions_def=DAILY,
     group_name="ml",
     backfill_policy=BackfillPolicy.single_run(),
-    code_version="1",
     kinds={"parquet", "mlx"},
     description="One normalised series per balancing authority plus a window index (forecast "
     "origins) with time-ordered, leak-free train/val/test splits; masks is_observed, is_pad "
@@ -98,7 +99,6 @@ def ml_dataset(
     partitions_def=DAILY,
     group_name="ml",
     backfill_policy=BackfillPolicy.single_run(),
-    code_version="1",
     kinds={"parquet", "mlx"},
     description="Long sequences (balancing authorities packed) padded to a multiple of 2P and "
     "laid out for P ring-attention ranks; per token global position, segment id, position in "
@@ -161,13 +161,14 @@ def _result(key: list[str], name: str, passed: bool, description: str, **figures
 )
 def ml_dataset_check(context: AssetCheckExecutionContext, dataset: FrameWithMetadata):
     outcome = check_dataset_rows(dataset.frame, decode_parquet_metadata(dataset.file_metadata))
-    yield _result(
+    result = _result(
         ["ml", "dataset"],
         "masks_splits_and_statistics",
         outcome["passed"],
         "Dataset invariants.",
         checks=outcome["checks"],
     )
+    yield from results_per_day(context, AssetKey(["ml", "dataset"]), [result])
 
 
 @multi_asset_check(
@@ -194,7 +195,7 @@ def ml_ring_segments_check(
 ):
     metadata = decode_parquet_metadata(segments.file_metadata)
     structure = check_ring_tokens(segments.frame, metadata)
-    yield _result(
+    layout = _result(
         ["ml", "ring_segments"],
         "layout_is_a_bijection_and_masks_match_padding",
         structure["passed"],
@@ -207,7 +208,7 @@ def ml_ring_segments_check(
         distributed=pipeline.ring_check_distributed,
         allow_partial=not structure.get("complete", False),
     )
-    yield _result(
+    attention = _result(
         ["ml", "ring_segments"],
         "ring_attention_matches_full_attention",
         verified["passed"],
@@ -215,6 +216,7 @@ def ml_ring_segments_check(
         f"{'distributed' if pipeline.ring_check_distributed else 'simulated'} ring.",
         max_abs_err=MetadataValue.float(float(verified["max_abs_err"])),
     )
+    yield from results_per_day(context, AssetKey(["ml", "ring_segments"]), [layout, attention])
 
 
 ML_CHECKS = [ml_dataset_check, ml_ring_segments_check]

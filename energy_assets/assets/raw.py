@@ -25,7 +25,7 @@ from dagster import (
     asset,
 )
 
-from energy_assets.io.parquet import PartitionLoader
+from energy_assets.io.parquet import PartitionLoader, window
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import SourcesResource
@@ -70,7 +70,6 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
         # A rate-limited extraction runs in month-sized runs: memory stays bounded, a failure
         # costs at most one month, and the pool keeps concurrent runs polite.
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=spec.max_days_per_run),
-        code_version="1",
         kinds={"parquet", "api"},
     )
     @observed
@@ -91,12 +90,11 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
 
     @asset(
         key=AssetKey(["raw", spec.name]),
-        ins={"responses": AssetIn(key=responses_key)},
+        ins={"responses": AssetIn(key=responses_key, metadata=window(0, 0))},
         partitions_def=DAILY,
         group_name="raw",
         description=f"Parsed long table. {spec.description}",
         backfill_policy=BackfillPolicy.single_run(),
-        code_version="1",
         kinds={"parquet", "polars"},
     )
     @observed

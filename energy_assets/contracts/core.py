@@ -96,6 +96,11 @@ class Contract(BaseModel):
         default=None,
         description="When set, every group of these columns has all 24 hours of each UTC day.",
     )
+    volatile_columns: tuple[str, ...] = Field(
+        default=(),
+        description="Columns that differ between two stores of the same content (a response's "
+        "fetch time); left out of the partition's content hash (energy_assets/versions.py).",
+    )
 
     @model_validator(mode="after")
     def _keys_are_columns(self) -> Contract:

@@ -85,6 +85,7 @@ RAW_RESPONSES = Contract(
     ),
     primary_key=("partition_date", "dataset", "request_url"),
     partition_column="partition_date",
+    volatile_columns=("fetched_at_utc",),
 )
 
 

@@ -19,17 +19,19 @@ fsspec URL (`s3://bucket/prefix`, `gs://...`; the matching fsspec package must b
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import polars as pl
 from dagster import (
     ConfigurableIOManagerFactory,
+    DataVersion,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -42,6 +44,8 @@ from upath import UPath
 
 from energy_assets.contracts.core import Contract
 from energy_assets.contracts.tables import contract_for
+from energy_assets.partitions import FIRST_DAY
+from energy_assets.versions import combined, content_hash, input_fingerprint
 
 
 @dataclass(frozen=True)
@@ -103,12 +107,77 @@ def split_by_day(frame: pl.DataFrame, column: str, keys: list[str]) -> dict[str,
     return {k: parts.get(k, empty) for k in keys}
 
 
+WINDOW_KEY = "window_days"
+"""Input metadata `{"window_days": (before, after)}`: the asset reads day D's input over
+[D - before, D + after]. Dagster sees a same-day dependency (so a backfill of A..B targets exactly
+A..B); the IO manager loads the context days from the store. See `window()`."""
+
+FOOTER_CONTENT_HASH = "energy_assets.content_hash"
+FOOTER_PROVISIONAL = "energy_assets.provisional"
+OWN_FOOTER_KEYS = (FOOTER_CONTENT_HASH, FOOTER_PROVISIONAL)
+"""Footer keys the IO manager writes itself; an asset's own file metadata never contains them."""
+
+PROVISIONAL_RUN_TAG = "energy_assets/provisional_days"
+
+
+def window(before: int, after: int) -> dict[str, Any]:
+    """Input metadata for a context window of `before` days back and `after` days ahead."""
+    if before < 0 or after < 0:
+        raise ValueError(f"window days must be >= 0, got ({before}, {after})")
+    return {WINDOW_KEY: [before, after]}
+
+
+@dataclass
+class _InputRecord:
+    """What one input of a step read: every day's content hash (None = not stored), whether a
+    stored day is provisional, and the window it was read with (None = whole range)."""
+
+    window: tuple[int, int] | None
+    hashes: dict[str, str | None] = field(default_factory=dict)
+    provisional: set[str] = field(default_factory=set)
+
+
+def _shift(key: str, days: int) -> str:
+    return (date.fromisoformat(key) + timedelta(days=days)).isoformat()
+
+
+def _days(first: str, last: str) -> list[str]:
+    a, b = date.fromisoformat(first), date.fromisoformat(last)
+    return [(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
+
+
+def day_lineage(
+    day: str, inputs: Mapping[str, _InputRecord]
+) -> tuple[dict[str, dict[str, str | None]], list[str], list[str]]:
+    """For output day `day`: the input days it depends on (with their hashes), the right-hand
+    context days that were missing, and the stored input days that were provisional."""
+    read: dict[str, dict[str, str | None]] = {}
+    missing_right: list[str] = []
+    provisional: list[str] = []
+    for asset, record in inputs.items():
+        if record.window is None:
+            days = dict(record.hashes)
+        else:
+            before, after = record.window
+            span = set(_days(_shift(day, -before), _shift(day, after)))
+            days = {d: h for d, h in record.hashes.items() if d in span}
+            missing_right += [f"{asset}@{d}" for d, h in days.items() if h is None and d > day]
+        read[asset] = days
+        provisional += [f"{asset}@{d}" for d in sorted(record.provisional & set(days))]
+    return read, sorted(missing_right), provisional
+
+
 class ParquetPartitionIOManager(UPathIOManager):
     extension = ".parquet"
 
     def __init__(self, base_path: UPath) -> None:
         super().__init__(base_path=base_path)
         self._local = base_path.protocol in ("", "file", "local")
+        # Inputs read by the step now running in this process, for the lineage of its outputs.
+        self._reads: dict[tuple[str, str], dict[str, _InputRecord]] = {}
+
+    def day_path(self, asset_key_path: Sequence[str], key: str) -> UPath:
+        return self._base_path.joinpath(*asset_key_path, f"{key}{self.extension}")
 
     # --- writing -------------------------------------------------------------------------
     def handle_output(self, context: OutputContext, obj: Any) -> None:
@@ -118,6 +187,9 @@ class ParquetPartitionIOManager(UPathIOManager):
         file_metadata: dict[str, str] = {}
         if isinstance(obj, FrameWithMetadata):
             file_metadata, obj = obj.file_metadata, obj.frame
+        clash = set(file_metadata) & set(OWN_FOOTER_KEYS)
+        if clash:
+            raise ValueError(f"file metadata keys {sorted(clash)} are reserved for the IO manager")
         if not context.has_asset_partitions:
             frames = {None: contract.conform(obj)}
             paths = {None: self._get_path(context)}
@@ -140,20 +212,73 @@ class ParquetPartitionIOManager(UPathIOManager):
                 }
             else:
                 frames = split_by_day(contract.conform(obj), contract.partition_column, keys)
-        written = {
-            key: self._write(paths[key], frame, file_metadata) for key, frame in frames.items()
-        }
-        rows = sum(f.height for f in frames.values())
-        metadata: dict[str, Any] = {
-            "dagster/row_count": MetadataValue.int(rows),
-            "dagster/column_schema": column_schema(contract),
-            "bytes_written": MetadataValue.int(sum(written.values())),
-            "files_written": MetadataValue.int(len(written)),
-            "contract": MetadataValue.text(contract.name),
-        }
-        first = paths[next(iter(sorted(paths, key=str)))]
-        metadata["path"] = MetadataValue.path(str(first if len(paths) == 1 else first.parent))
-        context.add_output_metadata(metadata)
+        inputs = self._reads.pop((context.run_id, context.step_key), {})
+        step = dict(context.output_metadata or {})
+        seconds = float(getattr(step.get("step_duration_s"), "value", 0.0) or 0.0)
+        total_rows = sum(f.height for f in frames.values())
+        hashes: dict[Any, str] = {}
+        provisional_days: list[str] = []
+        for key, frame in frames.items():
+            digest = content_hash(frame, file_metadata, contract.volatile_columns)
+            hashes[key] = digest
+            per_day: dict[str, Any] = {
+                "rows": MetadataValue.int(frame.height),
+                "dagster/row_count": MetadataValue.int(frame.height),
+                "content_hash": MetadataValue.text(digest),
+            }
+            provisional = False
+            if key is not None:
+                read, missing_right, upstream_provisional = day_lineage(key, inputs)
+                provisional = bool(missing_right or upstream_provisional)
+                per_day["input_fingerprint"] = MetadataValue.text(input_fingerprint(read))
+                per_day["provisional"] = MetadataValue.bool(provisional)
+                if provisional:
+                    provisional_days.append(key)
+                    per_day["provisional_because"] = MetadataValue.json(
+                        {
+                            "missing": missing_right[:20],
+                            "provisional_inputs": upstream_provisional[:20],
+                        }
+                    )
+                share = frame.height / total_rows if total_rows else 1 / len(frames)
+                per_day["duration_s"] = MetadataValue.float(round(seconds * share, 4))
+            footer = {
+                **file_metadata,
+                FOOTER_CONTENT_HASH: digest,
+                FOOTER_PROVISIONAL: "true" if provisional else "false",
+            }
+            per_day["bytes_written"] = MetadataValue.int(self._write(paths[key], frame, footer))
+            per_day["path"] = MetadataValue.path(str(paths[key]))
+            if key is None:
+                context.add_output_metadata(per_day)
+            else:
+                context.step_context.add_asset_metadata(
+                    per_day, asset_key=context.asset_key, partition_key=key
+                )
+        context.add_output_metadata(
+            {
+                "dagster/column_schema": column_schema(contract),
+                "contract": MetadataValue.text(contract.name),
+            }
+        )
+        # Dagster keeps one data version per materialization event set: exact for one day,
+        # a combination of the days' content hashes for a ranged run.
+        version = next(iter(hashes.values())) if len(hashes) == 1 else combined(hashes.values())
+        context.step_context.set_data_version(context.asset_key, DataVersion(version))
+        if provisional_days:
+            context.step_context.instance.add_run_tags(
+                context.run_id,
+                {
+                    f"{PROVISIONAL_RUN_TAG}/{'.'.join(context.asset_key.path)}": _span(
+                        provisional_days
+                    )
+                },
+            )
+            context.log.info(
+                f"{_asset_path(context)}: {len(provisional_days)} provisional day(s) "
+                f"({_span(provisional_days)}): context days after them are not stored yet; "
+                "re-materialize with `energy-assets backfill --refresh-provisional` once they are"
+            )
 
     def _write(self, path: UPath, frame: pl.DataFrame, file_metadata: dict[str, str]) -> int:
         buffer = io.BytesIO()
@@ -188,11 +313,39 @@ class ParquetPartitionIOManager(UPathIOManager):
         with path.open("rb") as handle:
             return pl.read_parquet(handle)
 
+    def _record(self, context: InputContext) -> _InputRecord | None:
+        """The lineage record of this input, when it feeds an asset step (not a check)."""
+        try:
+            step_key = context.step_context.step.key
+            run_id = context.step_context.run_id
+        except Exception:  # direct invocation: no step, no lineage
+            return None
+        window_days = context.definition_metadata.get(WINDOW_KEY)
+        record = _InputRecord(window=tuple(window_days) if window_days is not None else None)
+        reads = self._reads.get((run_id, step_key))
+        if reads is None:
+            # one step at a time per process: forget steps that wrote nothing (checks)
+            self._reads = {(run_id, step_key): {}}
+            reads = self._reads[(run_id, step_key)]
+        reads[_asset_path(context)] = record
+        return record
+
+    def _read_day(self, context, path: UPath, record: _InputRecord | None, key: str):
+        """(frame, user file metadata) of one stored day; notes its hash and status."""
+        frame = self.load_from_path(context, path)
+        footer = self._file_metadata(path)
+        if record is not None:
+            record.hashes[key] = footer.get(FOOTER_CONTENT_HASH) or "unversioned"
+            if footer.get(FOOTER_PROVISIONAL) == "true":
+                record.provisional.add(key)
+        return frame, {k: v for k, v in footer.items() if k not in OWN_FOOTER_KEYS}
+
     def load_input(
         self, context: InputContext
     ) -> pl.DataFrame | FrameWithMetadata | PartitionLoader:
-        """One frame for every mapped partition; with a `FrameWithMetadata` annotation the
-        parquet key-value metadata comes too (it must agree across the loaded days)."""
+        """One frame for the input's days, widened by the input's context window when it has
+        one; with a `FrameWithMetadata` annotation the parquet key-value metadata comes too (it
+        must agree across the loaded days); with `PartitionLoader`, one day at a time."""
         contract = contract_for(_asset_path(context))
         wants_metadata = context.dagster_type.typing_type is FrameWithMetadata
         if not context.has_asset_partitions:
@@ -200,40 +353,46 @@ class ParquetPartitionIOManager(UPathIOManager):
             if wants_metadata:
                 return FrameWithMetadata(frame, self._file_metadata(self._get_path(context)))
             return frame
-        paths = self._get_paths_for_partitions(context)
+        record = self._record(context)
+        own = sorted(context.asset_partition_keys)
+        path_of = functools.partial(self.day_path, context.asset_key.path)
         if context.dagster_type.typing_type is PartitionLoader:
 
             def load(key: str) -> pl.DataFrame:
-                if not self.path_exists(paths[key]):
+                path = path_of(key)
+                if not self.path_exists(path):
                     raise FileNotFoundError(
                         f"{_asset_path(context)} has no stored partition {key} under "
                         f"{self._base_path}; materialize it first, then re-run."
                     )
-                return self.load_from_path(context, paths[key])
+                return self._read_day(context, path, record, key)[0]
 
-            return PartitionLoader(sorted(paths), load)
-        allow_missing = bool(context.definition_metadata.get("allow_missing_partitions", False))
+            return PartitionLoader(own, load)
+        before, after = context.definition_metadata.get(WINDOW_KEY, (0, 0))
+        first = max(_shift(own[0], -before), FIRST_DAY)
+        keys = _days(first, _shift(own[-1], after))
         frames, missing, metadata = [], [], []
-        for key in sorted(paths):
-            if self.path_exists(paths[key]):
-                frames.append(self.load_from_path(context, paths[key]))
-                if wants_metadata:
-                    metadata.append((key, self._file_metadata(paths[key])))
+        for key in keys:
+            path = path_of(key)
+            if self.path_exists(path):
+                frame, footer = self._read_day(context, path, record, key)
+                frames.append(frame)
+                metadata.append((key, footer))
             else:
                 missing.append(key)
-        own = _run_partition_keys(context, sorted(paths))
-        if missing and (not allow_missing or set(missing) & own):
-            # context days may be absent; the run's own days never are
-            missing = sorted(set(missing) & own) if allow_missing else missing
+                if record is not None:
+                    record.hashes[key] = None
+        absent_own = sorted(set(missing) & set(own))
+        if absent_own:
             raise FileNotFoundError(
-                f"{_asset_path(context)} has no stored partition(s) {missing[:5]}"
-                f"{' ...' if len(missing) > 5 else ''} under {self._base_path}; materialize them "
-                "first (or backfill the range), then re-run."
+                f"{_asset_path(context)} has no stored partition(s) {absent_own[:5]}"
+                f"{' ...' if len(absent_own) > 5 else ''} under {self._base_path}; materialize "
+                "them first (or backfill the range), then re-run."
             )
         if missing:
             context.log.info(
-                f"{_asset_path(context)}: {len(missing)} upstream partition(s) not materialized "
-                "yet, loaded without them"
+                f"{_asset_path(context)}: {len(missing)} context day(s) not stored "
+                f"({_span(missing)}), loaded without them"
             )
         frame = pl.concat(frames, how="vertical") if frames else contract.empty()
         if not wants_metadata:
@@ -252,13 +411,9 @@ class ParquetPartitionIOManager(UPathIOManager):
             return pl.read_parquet_metadata(handle)
 
 
-def _run_partition_keys(context: InputContext, candidates: list[str]) -> set[str]:
-    """The keys among `candidates` that are partitions of the running step itself."""
-    try:
-        window = context.step_context.partition_key_range
-    except Exception:  # no run partitions known (direct invocation): treat all as own
-        return set(candidates)
-    return {k for k in candidates if window.start <= k <= window.end}
+def _span(days: Sequence[str]) -> str:
+    ordered = sorted(days)
+    return ordered[0] if len(ordered) == 1 else f"{ordered[0]}..{ordered[-1]} ({len(ordered)})"
 
 
 def read_file_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -349,3 +349,22 @@ def _related(
         cov[:, has] = y[:, src[has]]
         out.append(cov)
     return out
+
+
+def daily_quality(result: pl.DataFrame, days: list[str]) -> dict[str, dict]:
+    """Per UTC day of a `clean` result: the imputed share and the count of each flag."""
+    quality: dict[str, dict] = {day: {"imputed_share": 0.0, "flags": {}} for day in days}
+    if not result.height:
+        return quality
+    tagged = result.select(
+        pl.col("interval_start_utc").dt.strftime("%Y-%m-%d").alias("day"), "flag", "is_observed"
+    )
+    shares = tagged.group_by("day").agg((1.0 - pl.col("is_observed").mean()).alias("share"))
+    for day, share in shares.iter_rows():
+        if day in quality:
+            quality[day]["imputed_share"] = round(float(share), 5)
+    counts = tagged.group_by("day", "flag").len().sort("day", "len", descending=[False, True])
+    for day, flag, n in counts.iter_rows():
+        if day in quality:
+            quality[day]["flags"][flag] = n
+    return quality
