@@ -152,6 +152,8 @@ def evaluate_partitions(
 ) -> dict[str, list[CheckOutcome]]:
     """Every check of the plan for each loaded day, one day in memory at a time.
 
+    Hourly continuity also looks across the days: a group (region, series) seen on any day of
+    the checked range but absent from a whole day fails that day, which a day alone cannot tell.
     A contract whose key spans days (ring segments) is checked on the concatenated range, and
     that outcome stands for each of its days.
     """
@@ -162,7 +164,39 @@ def evaluate_partitions(
         frames = [partitions.load(k) for k in partitions.keys]
         whole = run_checks(contract, pl.concat(frames, how="vertical"), plan)
         return dict.fromkeys(partitions.keys, whole)
-    return {key: run_checks(contract, partitions.load(key), plan) for key in partitions.keys}
+    groups = list(contract.hourly_complete_by or ())
+    outcomes: dict[str, list[CheckOutcome]] = {}
+    present: dict[str, pl.DataFrame] = {}
+    for key in partitions.keys:
+        day = partitions.load(key)
+        outcomes[key] = run_checks(contract, day, plan)
+        if groups:
+            present[key] = day.select(groups).unique()
+    if groups and len(present) > 1:
+        seen = pl.concat(present.values()).unique()
+        for key, here in present.items():
+            absent = seen.join(here, on=groups, how="anti")
+            if absent.height:
+                outcomes[key] = [_with_absent_groups(o, absent) for o in outcomes[key]]
+    return outcomes
+
+
+def _with_absent_groups(outcome: CheckOutcome, absent: pl.DataFrame) -> CheckOutcome:
+    if outcome.name != "hourly_continuity":
+        return outcome
+    rows = absent.with_columns(
+        pl.lit(0, dtype=pl.UInt32).alias("hours_present"), pl.lit(24).alias("hours_expected")
+    )
+    sample = rows if outcome.sample is None else pl.concat([outcome.sample, rows], how="diagonal")
+    return outcome.model_copy(
+        update={
+            "passed": False,
+            "offending_rows": outcome.offending_rows + absent.height,
+            "sample": sample.head(10),
+            "description": outcome.description
+            + f" {absent.height} group(s) seen on other days of the range are absent.",
+        }
+    )
 
 
 def contract_checks(asset_key_path: str) -> AssetChecksDefinition:

@@ -135,6 +135,26 @@ def _describe(planned, say) -> None:
         say(f"  run {i}: {run.days[0]}..{run.days[-1]} ({len(run.days)} d): {names}")
 
 
+def named_with_days(entries: Sequence[str]) -> list[str]:
+    """`asset:check@day` entries as `asset:check (day)` or `asset:check (first..last, n days)`."""
+    days: dict[str, list[str]] = {}
+    for entry in entries:
+        name, _, day = entry.partition("@")
+        days.setdefault(name, [])
+        if day:
+            days[name].append(day)
+    out = []
+    for name, seen in sorted(days.items()):
+        seen = sorted(set(seen))
+        if not seen:
+            out.append(name)
+        elif len(seen) == 1:
+            out.append(f"{name} ({seen[0]})")
+        else:
+            out.append(f"{name} ({seen[0]}..{seen[-1]}, {len(seen)} days)")
+    return out
+
+
 def _summary(settings, outcomes, seconds: float, skipped: int) -> str:
     lines = [
         "",
@@ -150,8 +170,8 @@ def _summary(settings, outcomes, seconds: float, skipped: int) -> str:
         )
     if skipped:
         lines.append(f"Skipped {skipped} partition(s) already up to date (--force recomputes).")
-    failed = sorted({c for o in outcomes for c in o.checks_failed})
-    warned = sorted({c for o in outcomes for c in o.checks_warned})
+    failed = named_with_days([c for o in outcomes for c in o.checks_failed])
+    warned = named_with_days([c for o in outcomes for c in o.checks_warned])
     lines.append("")
     lines.append(
         f"Failed blocking checks: {', '.join(failed)}" if failed else "All blocking checks passed."
@@ -236,7 +256,11 @@ def execute(settings, args, say=SAY) -> int:
             f"[{index}/{len(planned.runs)}] {run.label:<22} {run.days[0]}..{run.days[-1]}  "
             f"{done}/{total} partition-steps  {rate:5.2f}/s  ETA {eta:4.0f} s  "
             f"{outcome.rows:>10,} rows  {outcome.seconds:6.1f} s"
-            + (f"  FAILED CHECKS: {len(outcome.checks_failed)}" if outcome.checks_failed else "")
+            + (
+                f"  FAILED CHECKS: {', '.join(named_with_days(outcome.checks_failed))}"
+                if outcome.checks_failed
+                else ""
+            )
         )
         if not outcome.success and not (args.command == "checks" and outcome.checks_failed):
             print(

@@ -170,7 +170,7 @@ def _checks_of_ranged_run(asset_def, tmp_path) -> dict:
         },
         raise_on_error=False,
     )
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+    return {(e.check_name, e.partition): e for e in result.get_asset_check_evaluations()}
 
 
 def test_a_ranged_run_checks_every_day_and_reports_the_bad_one(tmp_path, monkeypatch):
@@ -187,13 +187,20 @@ def test_a_ranged_run_checks_every_day_and_reports_the_bad_one(tmp_path, monkeyp
         return pl.concat(days)
 
     evaluations = _checks_of_ranged_run(ranged, tmp_path)
-    bounds = evaluations["bounds_demand_mw"]
-    assert not bounds.passed
-    assert bounds.metadata["offending_rows"].value == 48  # both regions, one day
-    assert "2024-01-02" in bounds.metadata["sample"].value
-    assert bounds.metadata["min_seen"].value == -3.0
-    assert evaluations["hourly_continuity"].passed
-    assert evaluations["hourly_continuity"].metadata["hours_expected_per_group"].value == 72
+    days = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    # one result per day and check, each naming its partition (none for the whole range)
+    assert {partition for _, partition in evaluations} == set(days)
+    bounds = {day: evaluations["bounds_demand_mw", day] for day in days}
+    assert [bounds[d].passed for d in days] == [True, False, True]
+    bad = bounds["2024-01-02"]
+    assert bad.metadata["offending_rows"].value == 48  # both regions, that day only
+    assert "2024-01-02" in bad.metadata["sample"].value
+    assert bad.metadata["min_seen"].value == -3.0
+    for day in days:
+        assert evaluations["hourly_continuity", day].passed
+        assert (
+            evaluations["hourly_continuity", day].metadata["hours_expected_per_group"].value == 24
+        )
 
 
 def test_a_group_missing_a_whole_day_of_a_range_breaks_continuity(tmp_path, monkeypatch):
@@ -210,8 +217,9 @@ def test_a_group_missing_a_whole_day_of_a_range_breaks_continuity(tmp_path, monk
         return pl.concat(days)
 
     evaluations = _checks_of_ranged_run(gap, tmp_path)
-    assert not evaluations["hourly_continuity"].passed
-    assert "| B |" in evaluations["hourly_continuity"].metadata["sample"].value
+    continuity = {day: evaluations["hourly_continuity", day] for _, day in evaluations}
+    assert [continuity[d].passed for d in sorted(continuity)] == [True, False, True]
+    assert "| B |" in continuity["2024-01-02"].metadata["sample"].value
 
 
 def test_demand_far_from_its_own_forecast_is_reported_per_day_and_region():

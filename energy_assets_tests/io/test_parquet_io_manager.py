@@ -10,14 +10,13 @@ from dagster import (
     AssetIn,
     BackfillPolicy,
     DagsterInstance,
-    TimeWindowPartitionMapping,
     asset,
     materialize,
 )
 
 from energy_assets.contracts import tables
 from energy_assets.contracts.core import Column, Contract, ContractViolation
-from energy_assets.io.parquet import ParquetIOManager, read_file_metadata
+from energy_assets.io.parquet import ParquetIOManager, read_file_metadata, window
 from energy_assets.partitions import DAILY
 
 TOY = Contract(
@@ -37,6 +36,7 @@ TOY = Contract(
 def toy_contracts(monkeypatch):
     monkeypatch.setitem(tables.CONTRACTS, "test/toy", TOY)
     monkeypatch.setitem(tables.CONTRACTS, "test/toy_window", TOY)
+    monkeypatch.setitem(tables.CONTRACTS, "test/toy_centred", TOY)
 
 
 def hours(first_day: str, days: int, scale: float = 1.0) -> pl.DataFrame:
@@ -70,11 +70,8 @@ def toy(context) -> pl.DataFrame:
     key=["test", "toy_window"],
     partitions_def=DAILY,
     ins={
-        "upstream": AssetIn(
-            key=["test", "toy"],
-            partition_mapping=TimeWindowPartitionMapping(start_offset=-2, end_offset=0),
-            metadata={"allow_missing_partitions": True},
-        )
+        # two days of look-back, read by the IO manager; Dagster sees the same-day dependency
+        "upstream": AssetIn(key=["test", "toy"], metadata=window(2, 0))
     },
 )
 def toy_window(context, upstream: pl.DataFrame) -> pl.DataFrame:
@@ -128,9 +125,18 @@ def test_ranged_run_writes_one_file_per_day(tmp_path):
         day = pl.read_parquet(tmp_path / f"test/toy/2024-01-0{d}.parquet")
         assert day.height == 24
         assert day["interval_start_utc"].dt.day().unique().to_list() == [d]
-    metadata = result.asset_materializations_for_node("test__toy")[0].metadata
-    assert metadata["dagster/row_count"].value == 5 * 24
-    assert metadata["files_written"].value == 5
+    # every day's materialization carries its own figures, not the run's
+    events = result.asset_materializations_for_node("test__toy")
+    assert [e.partition for e in events] == [f"2024-01-0{d}" for d in range(1, 6)]
+    for event in events:
+        metadata = event.metadata
+        assert metadata["dagster/row_count"].value == 24
+        assert metadata["rows"].value == 24
+        day_file = tmp_path / f"test/toy/{event.partition}.parquet"
+        assert metadata["bytes_written"].value == day_file.stat().st_size
+        assert metadata["path"].value == str(day_file)
+    hashes = {e.metadata["content_hash"].value for e in events}
+    assert len(hashes) == 5  # different days, different content
 
 
 def test_window_input_has_the_same_shape_for_one_or_many_partitions(tmp_path):
@@ -286,7 +292,7 @@ def test_rows_without_a_day_are_refused_not_dropped():
         split_by_day(frame, "interval_start_utc", ["2024-01-02"])
 
 
-def test_allow_missing_covers_context_days_but_not_the_runs_own_day(tmp_path):
+def test_a_window_may_miss_context_days_but_not_the_runs_own_day(tmp_path):
     # only the neighbours exist: the run's own upstream day is missing
     run([toy], str(tmp_path), partition_key="2024-01-01")
     result = run(
@@ -295,3 +301,77 @@ def test_allow_missing_covers_context_days_but_not_the_runs_own_day(tmp_path):
     )  # fmt: skip
     assert not result.success
     assert "has no stored partition(s) ['2024-01-03']" in str(result.all_events)
+
+
+@asset(
+    key=["test", "toy_centred"],
+    partitions_def=DAILY,
+    backfill_policy=BackfillPolicy.single_run(),
+    ins={"upstream": AssetIn(key=["test", "toy"], metadata=window(1, 1))},
+)
+def toy_centred(context, upstream: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat(
+        [
+            hours(k, 1).with_columns(pl.lit(float(upstream.height)).alias("value"))
+            for k in context.partition_keys
+        ]
+    )
+
+
+def _centred_events(base: str, first: str, last: str):
+    result = run(
+        [toy, toy_centred],
+        base,
+        selection=[toy_centred],
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
+    assert result.success
+    return {e.partition: e.metadata for e in result.asset_materializations_for_node(
+        "test__toy_centred")}  # fmt: skip
+
+
+def test_days_whose_right_hand_context_is_missing_are_provisional(tmp_path):
+    base = str(tmp_path)
+    ranged = {
+        "dagster/asset_partition_range_start": "2024-01-01",
+        "dagster/asset_partition_range_end": "2024-01-03",
+    }
+    assert run([toy], base, tags=ranged).success
+    events = _centred_events(base, "2024-01-02", "2024-01-03")
+    # 01-02 has both neighbours; 01-04 is not stored, so 01-03 is provisional
+    assert events["2024-01-02"]["provisional"].value is False
+    assert events["2024-01-03"]["provisional"].value is True
+    assert events["2024-01-03"]["provisional_because"].value["missing"] == ["test/toy@2024-01-04"]
+    footer = read_file_metadata(tmp_path / "test/toy_centred/2024-01-03.parquet")
+    assert footer["energy_assets.provisional"] == "true"
+    # the missing day arrives: 01-03's inputs changed, so its fingerprint does; 01-02's does not
+    before = {day: m["input_fingerprint"].value for day, m in events.items()}
+    assert run([toy], base, partition_key="2024-01-04").success
+    after = _centred_events(base, "2024-01-02", "2024-01-03")
+    assert after["2024-01-03"]["provisional"].value is False
+    assert after["2024-01-02"]["input_fingerprint"].value == before["2024-01-02"]
+    assert after["2024-01-03"]["input_fingerprint"].value != before["2024-01-03"]
+    # left-hand context before the first stored day does not make a day provisional
+    assert (
+        _centred_events(base, "2024-01-01", "2024-01-01")["2024-01-01"]["provisional"].value
+        is False
+    )
+
+
+def test_data_version_is_the_content_hash_of_a_single_day(tmp_path):
+    result = run([toy], str(tmp_path), partition_key="2024-01-02")
+    (event,) = result.get_asset_materialization_events()
+    materialization = event.step_materialization_data.materialization
+    assert materialization.tags["dagster/data_version"] == (
+        materialization.metadata["content_hash"].value
+    )
+    again = run([toy], str(tmp_path), partition_key="2024-01-02")
+    (second,) = again.get_asset_materialization_events()
+    # same content, same version: downstream is not made stale by a re-run that changed nothing
+    assert (
+        second.step_materialization_data.materialization.tags["dagster/data_version"]
+        == (materialization.tags["dagster/data_version"])
+    )

@@ -75,13 +75,14 @@ def test_checks_sh_passes_on_the_stored_sample_range_without_rewriting_it(clean)
 def test_checks_sh_fails_and_names_the_check_on_a_partition_with_duplicate_keys(broken):
     done = checks_sh(broken)
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
-    assert f"FAILED CHECKS: {BROKEN_ASSET}:primary_key_unique" in done.stdout
-    assert f"Failed blocking checks: {BROKEN_ASSET}:primary_key_unique" in done.stdout
+    # named with the day it failed on: each partition has its own result
+    failed = f"{BROKEN_ASSET}:primary_key_unique ({BROKEN_DAY})"
+    assert f"FAILED CHECKS: {failed}" in done.stdout
+    assert f"Failed blocking checks: {failed}" in done.stdout
+    assert f"{BROKEN_ASSET}:schema" not in done.stdout
 
 
 def test_dagster_job_execute_contract_checks_fails_on_the_broken_partition(broken, tmp_path):
-    in_process = tmp_path / "in_process.yaml"
-    in_process.write_text("execution:\n  config:\n    in_process: {}\n")
     env = {
         **os.environ,
         "ENERGY_ASSETS_CONFIG": str(broken),
@@ -89,7 +90,8 @@ def test_dagster_job_execute_contract_checks_fails_on_the_broken_partition(broke
     }
     (broken.parent.parent / "dagster_home").mkdir(exist_ok=True)
     command = [str(BIN / "dagster"), "job", "execute", "-m", "energy_assets.definitions"]
-    command += ["-j", "contract_checks", "-c", str(in_process)]
+    # the executor is the project's (run config `execution:` block), no -c needed
+    command += ["-j", "contract_checks"]
     command += ["--tags", json.dumps({"dagster/partition": BROKEN_DAY})]
     done = subprocess.run(
         command,

@@ -21,14 +21,12 @@ SINGLE_RUN_LAYERS = ["aligned", "imputed", "features"]
 
 
 def materialize(config, select: str, tmp_path) -> subprocess.CompletedProcess:
-    # in-process execution: the default executor spawns one process per step (~3 s each)
-    in_process = tmp_path / "in_process.yaml"
-    in_process.write_text("execution:\n  config:\n    in_process: {}\n")
+    # the executor comes from the run config's `execution:` block (in_process by default)
     home = config.parent.parent / "dagster_home"
     home.mkdir(exist_ok=True)
     env = {**os.environ, "ENERGY_ASSETS_CONFIG": str(config), "DAGSTER_HOME": str(home)}
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "energy_assets.definitions"]
-    command += ["--select", select, "--partition-range", RANGE, "-c", str(in_process)]
+    command += ["--select", select, "--partition-range", RANGE]
     return subprocess.run(
         command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env
     )
