@@ -48,8 +48,7 @@ class Refusal(Exception):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not usage + message
-        print(f"error: {message} (see energy-assets {self.prog.split()[-1]} --help)",
-              file=sys.stderr)  # fmt: skip
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -232,15 +231,14 @@ def execute(settings, args, say=SAY) -> int:
     if getattr(args, "dry_run", False):
         _describe(planned, say)
         return 0
-    if args.command == "checks" and planned.not_stored:
-        missing = "; ".join(
-            f"{k.to_user_string()}: {len(v)} day(s) {v[0]}..{v[-1]}"
-            for k, v in planned.not_stored.items()
+    if args.command == "checks" and planned.not_stored and not planned.runs:
+        print(
+            f"error: no stored partition of {len(planned.not_stored)} selected asset(s) in "
+            f"{first}..{last}: nothing to check; materialize them first "
+            f"(energy-assets backfill --from {first} --to {last})",
+            file=sys.stderr,
         )
-        if not planned.runs:
-            say(f"error: no stored partitions to check in {first}..{last} ({missing}); "
-                "materialize them first")  # fmt: skip
-            return 1
+        return 1
     o.refuse_overlap(instance, planned)
     started = time.perf_counter()
     outcomes = []
@@ -266,7 +264,8 @@ def execute(settings, args, say=SAY) -> int:
             print(
                 f"error: run {outcome.run_id} ({run.label} {run.days[0]}..{run.days[-1]}) "
                 f"failed: {outcome.error}\nStored partitions are kept; fix the cause and re-run "
-                "the same command (up-to-date partitions are skipped).",
+                "the same command (up-to-date partitions are skipped). The run's full log: "
+                f"energy-assets ui, Runs, {outcome.run_id}.",
                 file=sys.stderr,
             )
             return 1

@@ -528,7 +528,9 @@ def launch(
             job,
             instance=instance,
             tags=tags,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # the CLI prints progress and each failure's root cause; the full event log of the
+            # run (step logs, stack traces) stays on the instance, shown by the UI
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
     outcome = RunOutcome(
         run=planned_run,

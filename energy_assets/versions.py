@@ -25,15 +25,25 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 PACKAGE = "energy_assets"
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 NOT_COMPUTING = frozenset(
-    {"energy_assets.observe", "energy_assets.plots", "energy_assets.versions"}
+    {
+        "energy_assets.observe",
+        "energy_assets.plots",
+        "energy_assets.versions",
+        "energy_assets.io.parquet",
+        "energy_assets.checks",
+        "energy_assets.lineage",
+    }
 )
-"""Modules that only measure or describe a run (metrics, charts, this file): editing them does not
-change a stored value, so they do not enter code versions."""
+"""Modules that only measure, describe, check or store results (metrics, charts, this file, the
+asset checks, the IO manager): editing them does not change a stored value, so they do not enter
+code versions. (The IO manager refuses a frame that breaks its contract, so a schema change shows
+up as a change of the producing transform, which does enter.)"""
 
 
 def _module_file(name: str) -> Path | None:
@@ -116,13 +126,29 @@ def content_hash(
     frame: pl.DataFrame,
     file_metadata: Mapping[str, str] | None = None,
     volatile_columns: Iterable[str] = (),
+    key: Iterable[str] = (),
 ) -> str:
-    """Identity of a stored partition's content (Arrow IPC of the rows, stable across writes)."""
-    kept = frame.drop([c for c in volatile_columns if c in frame.columns])
-    buffer = io.BytesIO()
-    kept.write_ipc(buffer, compression="uncompressed")
+    """Identity of a stored partition's content: its rows in canonical order (by `key`, then
+    the other plain columns, so a re-fetch that returns the same rows in another order keeps
+    its identity) as Arrow IPC, and its file metadata."""
+    volatile, key = set(volatile_columns), tuple(key)
+    kept = frame.drop([c for c in volatile if c in frame.columns])
+    plain = [
+        c
+        for c in kept.columns
+        if kept.schema[c] not in (pl.Binary,) and not kept.schema[c].is_nested()
+    ]
+    order = [c for c in key if c in plain] + [c for c in plain if c not in key]
+    if order and kept.height > 1:
+        kept = kept.sort(order, nulls_last=True, maintain_order=True)
+    # Arrow IPC of one record batch without string views: the bytes depend on the values only,
+    # not on how polars happened to chunk or buffer them
+    table = kept.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest()).combine_chunks()
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=max(table.num_rows, 1))
     meta = json.dumps(dict(file_metadata or {}), sort_keys=True).encode()
-    return _digest([buffer.getvalue(), meta])
+    return _digest([sink.getvalue(), meta])
 
 
 def input_fingerprint(inputs: Mapping[str, Mapping[str, str | None]]) -> str:

@@ -85,7 +85,8 @@ RAW_RESPONSES = Contract(
     ),
     primary_key=("partition_date", "dataset", "request_url"),
     partition_column="partition_date",
-    volatile_columns=("fetched_at_utc",),
+    # when it arrived, and the URL (offline, the stand-in's port); request_params names the request
+    volatile_columns=("fetched_at_utc", "request_url"),
 )
 
 

@@ -219,7 +219,9 @@ class ParquetPartitionIOManager(UPathIOManager):
         hashes: dict[Any, str] = {}
         provisional_days: list[str] = []
         for key, frame in frames.items():
-            digest = content_hash(frame, file_metadata, contract.volatile_columns)
+            digest = content_hash(
+                frame, file_metadata, contract.volatile_columns, contract.primary_key
+            )
             hashes[key] = digest
             per_day: dict[str, Any] = {
                 "rows": MetadataValue.int(frame.height),

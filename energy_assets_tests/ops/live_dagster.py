@@ -57,7 +57,9 @@ FAST_DAGSTER_YAML = {
     "run_monitoring": {"enabled": True, "poll_interval_seconds": 5},
 }
 
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+IN_PROCESS: dict[str, Any] = {}
+"""Run config of daemon-launched runs: none, the executor is the project's (`execution:` block of
+the run config file, in_process by default), exactly as for a backfill launched in the UI."""
 """Run config for runs that need not pay a subprocess per step (tests of orchestration)."""
 
 
