@@ -9,6 +9,10 @@
   steps by dependency, which separate run requests of one tick cannot promise. The window is also
   within every raw responses asset's `multi_run` batch size, which is checked here, so the run
   honours the raw layer's backfill policy too.
+- `provisional_refresh` (run-status sensor): when a daily refresh run succeeds, one ranged run
+  re-materializes the stored provisional partitions of the derived layers (days whose context
+  window reached past the stored data, marked by the IO manager), oldest to newest, since their
+  missing context has now arrived. It follows the refresh run, so it reads the refetched data.
 - Freshness checks on the parsed raw tables (by 09:00 UTC the previous day's partition must exist)
   and the sensor that evaluates them. They judge wall-clock time, not data, so they are built only
   for live sources unless `automation.freshness_checks` says otherwise: in offline mode the data
@@ -42,10 +46,12 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     AssetSelection,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SensorDefinition,
@@ -55,6 +61,7 @@ from dagster import (
     build_time_partition_freshness_checks,
     define_asset_job,
     run_failure_sensor,
+    run_status_sensor,
     schedule,
 )
 
@@ -201,6 +208,56 @@ def refresh_schedule(
                 RANGE_START_TAG: first.isoformat(),
                 RANGE_END_TAG: last.isoformat(),
                 "energy_assets/launched_by": "schedule",
+            },
+        )
+
+    return _refresh
+
+
+PROVISIONAL_REFRESH_GROUPS = ("aligned", "imputed", "features")
+"""The layers whose days read context after them (align ±1 day, screens ±21 days) or read such
+days (features look back 8 days), hence the layers that have provisional days (the keys below)."""
+
+
+def provisional_span(instance: Any, keys: Sequence[AssetKey]) -> tuple[str, str] | None:
+    """First and last day of the stored provisional partitions of `keys`, or None."""
+    from energy_assets.lineage import latest_materializations, metadata_value
+
+    days = [
+        day
+        for key in keys
+        for day, record in latest_materializations(instance, key).items()
+        if metadata_value(record, "provisional", False)
+    ]
+    return (min(days), max(days)) if days else None
+
+
+def provisional_refresh_sensor(
+    refresh: Any, default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED
+) -> SensorDefinition:
+    keys = [AssetKey(["aligned", "series"]), AssetKey(["imputed", "series"])]
+    keys.append(AssetKey(["features", "hourly"]))
+
+    @run_status_sensor(
+        name="provisional_refresh",
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[refresh],
+        request_job=refresh,
+        default_status=default_status,
+        description="After a successful daily refresh, re-materialize the provisional days of "
+        f"{', '.join(PROVISIONAL_REFRESH_GROUPS)} (their missing context has arrived).",
+    )
+    def _refresh(context: RunStatusSensorContext):
+        span = provisional_span(context.instance, keys)
+        if span is None:
+            return SkipReason("no provisional partitions")
+        return RunRequest(
+            run_key=f"provisional:{context.dagster_run.run_id}",
+            asset_selection=keys,
+            tags={
+                RANGE_START_TAG: span[0],
+                RANGE_END_TAG: span[1],
+                "energy_assets/launched_by": "provisional_refresh",
             },
         )
 
@@ -364,7 +421,12 @@ def build_automation(settings: Any) -> Automation:
     automation = Automation(
         jobs=[job],
         schedules=[refresh_schedule(job, options.get("refresh_cron", REFRESH_CRON), running)],
-        sensors=[alert_sensor(settings)],
+        sensors=[
+            alert_sensor(settings),
+            provisional_refresh_sensor(
+                job, DefaultSensorStatus.RUNNING if live else DefaultSensorStatus.STOPPED
+            ),
+        ],
     )
     wants_freshness = options.get("freshness_checks")
     if live if wants_freshness is None else wants_freshness:

@@ -102,3 +102,36 @@ def test_a_revision_window_wider_than_a_raw_batch_is_refused(tmp_path, monkeypat
 @pytest.mark.parametrize(("mode", "status"), [("offline", "STOPPED"), ("live", "RUNNING")])
 def test_refresh_schedule_starts_switched_on_only_for_live_sources(tmp_path, mode, status):
     assert refresh_schedule(make_settings(tmp_path, mode)).default_status.value == status
+
+
+def test_a_successful_refresh_is_followed_by_a_run_over_the_provisional_days(tmp_path):
+    from dagster import DagsterEventType, build_run_status_sensor_context
+
+    settings = make_settings(tmp_path)
+    defs = build_definitions(settings)
+    (request,) = evaluate(refresh_schedule(settings), TICK)
+    instance = DagsterInstance.ephemeral()
+    result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
+        instance=instance, tags=request.tags
+    )
+    assert result.success
+    (success,) = instance.get_records_for_run(
+        result.run_id, of_type=DagsterEventType.RUN_SUCCESS
+    ).records
+    sensor = next(s for s in defs.sensors if s.name == "provisional_refresh")
+    context = build_run_status_sensor_context(
+        sensor_name="provisional_refresh",
+        dagster_event=success.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+    )
+    follow_up = sensor(context)
+    # the window's last day is provisional (its right-hand context is not stored), and the
+    # screens' ±21 days make every imputed day of this short window provisional too
+    assert follow_up.tags[END] == request.tags[END]
+    assert follow_up.tags[START] >= request.tags[START]
+    assert {k.to_user_string() for k in follow_up.asset_selection} == {
+        "aligned/series",
+        "imputed/series",
+        "features/hourly",
+    }
