@@ -13,6 +13,8 @@ from energy_assets.ml.dataset import DatasetConfig, build_dataset, partition_by_
 from energy_assets.ml.ring import LAYOUTS, RingConfig, build_ring_segments, layout_permutation
 from energy_assets.ml.ring_attention import (
     RingCheckError,
+    RingProblem,
+    dense_attention_reference,
     full_attention_mlx,
     full_attention_reference,
     launch_ring_workers,
@@ -38,6 +40,21 @@ def test_simulated_ring_matches_full_attention(layout, causal, world_size):
     result = simulate_ring(problem, world_size, layout, causal)
     assert result["finite"]
     assert result["max_abs_err"] < TOLERANCE, result
+
+
+def test_per_segment_reference_equals_one_dense_masked_softmax():
+    # Independent of segment order and contiguity: ids interleave, repeat and skip values.
+    rng = np.random.default_rng(4)
+    packed = random_ring_problem(300, segment_lengths=PACKED, seed=1)
+    shuffled = RingProblem(
+        packed.q, packed.k, packed.v, rng.choice([0, 3, 7], size=300).astype(np.int32)
+    )
+    for problem in (packed, shuffled):
+        for causal in (True, False):
+            dense = dense_attention_reference(problem, causal=causal)
+            for query_block in (512, 16):  # one block per segment, and many
+                blocked = full_attention_reference(problem, causal=causal, query_block=query_block)
+                assert np.abs(blocked - dense).max() < 1e-12
 
 
 def test_two_process_ring_matches_full_attention_for_every_layout_and_mask():
