@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 
 from energy_assets.ml.dataset import DatasetConfig, build_dataset, partition_by_day
-from energy_assets.ml.ring import LAYOUTS, RingConfig, build_ring_segments, layout_permutation
+from energy_assets.ml.ring import (
+    LAYOUTS,
+    RingConfig,
+    build_ring_segments,
+    default_sub_blocks,
+    fine_sub_blocks,
+    layout_permutation,
+)
 from energy_assets.ml.ring_attention import (
     RingCheckError,
+    RingProblem,
+    dense_attention_reference,
     full_attention_mlx,
     full_attention_reference,
     launch_ring_workers,
@@ -38,6 +47,35 @@ def test_simulated_ring_matches_full_attention(layout, causal, world_size):
     result = simulate_ring(problem, world_size, layout, causal)
     assert result["finite"]
     assert result["max_abs_err"] < TOLERANCE, result
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_fine_tiles_skip_work_and_still_match_full_attention(layout, world_size):
+    # The asset check's tiling (`fine_sub_blocks`), at a scale where tiles are 5+ tokens.
+    problem = random_ring_problem(240, segment_lengths=PACKED, seed=world_size)
+    n_sub = fine_sub_blocks(240 // world_size, layout, min_tokens=5)
+    assert n_sub > default_sub_blocks(layout)
+    for causal in (True, False):
+        fine = simulate_ring(problem, world_size, layout, causal, n_sub=n_sub)
+        halves = simulate_ring(problem, world_size, layout, causal)
+        assert fine["finite"] and fine["max_abs_err"] < TOLERANCE, fine
+        assert sum(fine["scored_pairs"]) < sum(halves["scored_pairs"])
+
+
+def test_per_segment_reference_equals_one_dense_masked_softmax():
+    # Independent of segment order and contiguity: ids interleave, repeat and skip values.
+    rng = np.random.default_rng(4)
+    packed = random_ring_problem(300, segment_lengths=PACKED, seed=1)
+    shuffled = RingProblem(
+        packed.q, packed.k, packed.v, rng.choice([0, 3, 7], size=300).astype(np.int32)
+    )
+    for problem in (packed, shuffled):
+        for causal in (True, False):
+            dense = dense_attention_reference(problem, causal=causal)
+            for query_block in (512, 16):  # one block per segment, and many
+                blocked = full_attention_reference(problem, causal=causal, query_block=query_block)
+                assert np.abs(blocked - dense).max() < 1e-12
 
 
 def test_two_process_ring_matches_full_attention_for_every_layout_and_mask():
@@ -119,3 +157,17 @@ def test_verify_ring_segments_on_a_whole_run_and_on_one_day_partition():
         verify_ring_segments(day, seg.metadata)
     partial = verify_ring_segments(day, seg.metadata, allow_partial=True)
     assert partial["passed"], partial
+
+
+def test_simulated_and_two_process_checks_use_the_same_tiles():
+    features = synthetic_features(["AAA", "BBB", "CCC"], 24 * 12, seed=1)
+    dataset = build_dataset(features, SPEC, DatasetConfig(context_length=24, horizon=24))
+    seg = build_ring_segments(
+        dataset.series, dataset.metadata, RingConfig(world_size=2, sequence_length=300)
+    )
+    n_sub = fine_sub_blocks(150, "zigzag", min_tokens=10)
+    simulated = verify_ring_segments(seg.tokens, seg.metadata, n_sub=n_sub)
+    distributed = verify_ring_segments(seg.tokens, seg.metadata, n_sub=n_sub, distributed=True)
+    assert simulated["passed"] and distributed["passed"], (simulated, distributed)
+    for sim, dist in zip(simulated["cases"], distributed["cases"], strict=True):
+        assert sim["scored_pairs"] == [int(r["scored_pairs"]) for r in dist["ranks"]]

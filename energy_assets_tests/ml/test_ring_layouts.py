@@ -9,6 +9,7 @@ from energy_assets.ml.ring import (
     LAYOUTS,
     block_plan,
     default_sub_blocks,
+    fine_sub_blocks,
     inverse_permutation,
     layout_permutation,
     load_balance_report,
@@ -77,7 +78,8 @@ def test_inverse_rejects_a_non_bijection():
         inverse_permutation(np.array([0, 1, 1, 3]))
 
 
-def test_block_plan_never_skips_a_visible_pair():
+@pytest.mark.parametrize("tiling", ["default", "fine"])
+def test_block_plan_never_skips_a_visible_pair(tiling):
     rng = np.random.default_rng(11)
     for n, p, layout in _cases(30, seed=5):
         cuts = np.sort(rng.choice(np.arange(1, n), size=min(3, n - 1), replace=False))
@@ -85,7 +87,10 @@ def test_block_plan_never_skips_a_visible_pair():
         perm = layout_permutation(n, p, layout)
         block = n // p
         pos_r, seg_r = perm.reshape(p, block), seg[perm].reshape(p, block)
-        n_sub = default_sub_blocks(layout)
+        if tiling == "fine":  # tiles of 2+ tokens: the asset check's tiling at a small scale
+            n_sub = fine_sub_blocks(block, layout, min_tokens=2)
+        else:
+            n_sub = default_sub_blocks(layout)
         sub = block // n_sub
         for causal in (True, False):
             plan = block_plan(pos_r, seg_r, causal=causal, n_sub=n_sub)
@@ -100,6 +105,21 @@ def test_block_plan_never_skips_a_visible_pair():
                 if causal:
                     visible &= pos_r[r][:, None] >= pos_r.reshape(-1)[None, :]
                 assert not (visible & ~covered).any(), (n, p, layout, causal)
+
+
+def test_fine_tiling_divides_the_block_into_tiles_of_at_least_min_tokens():
+    for block in (2, 68, 120, 200, 626, 4380, 21900):
+        for layout in LAYOUTS:
+            base = default_sub_blocks(layout)
+            n_sub = fine_sub_blocks(block, layout, min_tokens=128)
+            assert block % n_sub == 0 and n_sub % base == 0, (block, layout, n_sub)
+            # the finest such tiling, or the default when even that has smaller tiles
+            finer = [m for m in range(n_sub + 1, block + 1) if block % m == 0 and m % base == 0]
+            assert all(block // m < 128 for m in finer), (block, layout, n_sub)
+            assert n_sub == base or block // n_sub >= 128, (block, layout, n_sub)
+    # the demo's block (8,760 tokens over 2 ranks): 30 tiles of 146 tokens
+    assert fine_sub_blocks(4380, "zigzag") == 30
+    assert fine_sub_blocks(200, "zigzag") == 2
 
 
 def test_zigzag_balances_causal_work_exactly_and_contiguous_does_not():
