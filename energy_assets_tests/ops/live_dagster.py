@@ -194,6 +194,32 @@ class LiveDagster:
                 raise TimeoutError(f"run {run_id} still {status}\n{self.log_tail()}")
             time.sleep(1.0)
 
+    def wait_sensor_cursor(self, sensor_name: str, timeout_s: float = 120.0) -> str:
+        """Wait until the daemon has evaluated `sensor_name` once and stored its cursor (returned).
+
+        A run-status sensor's first evaluation only records where the event log stands, and a
+        run that fails before it is never reported: wait for this before causing a failure the
+        sensor must see."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            data = self.graphql(SENSOR_STATES)["repositoriesOrError"]
+            if data["__typename"] != "RepositoryConnection":
+                raise GraphQLError(json.dumps(data)[:2000])
+            states = {s["name"]: s["sensorState"] for r in data["nodes"] for s in r["sensors"]}
+            if sensor_name not in states:
+                raise GraphQLError(f"no sensor {sensor_name!r}; sensors: {sorted(states)}")
+            state = states[sensor_name]
+            if state["status"] != "RUNNING":
+                raise GraphQLError(f"sensor {sensor_name} is {state['status']}, not RUNNING")
+            cursor = (state["typeSpecificData"] or {}).get("lastCursor")
+            if cursor:
+                return cursor
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"sensor {sensor_name} not evaluated after {timeout_s:.0f} s\n{self.log_tail()}"
+                )
+            time.sleep(0.5)
+
     def check_executions(self, asset_key: str, check_name: str, limit: int = 50) -> list[dict]:
         data = self.graphql(
             CHECK_EXECUTIONS,
@@ -332,11 +358,18 @@ BACKFILL_STATUS = """
 query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   __typename
   ... on PartitionBackfill { id status numPartitions partitionNames fromFailure
-    runs { runId status tags { key value } }
+    runs { runId status tags { key value } assetSelection { path } }
     assetBackfillData { assetBackfillStatuses { __typename
       ... on AssetPartitionsStatusCounts { assetKey { path } numPartitionsTargeted
         numPartitionsInProgress numPartitionsMaterialized numPartitionsFailed } } } }
   ... on PythonError { message } ... on BackfillNotFoundError { message } } }
+"""
+
+SENSOR_STATES = """
+query { repositoriesOrError { __typename
+  ... on RepositoryConnection { nodes { sensors { name sensorState { status
+    typeSpecificData { __typename ... on SensorData { lastCursor } } } } } }
+  ... on PythonError { message } } }
 """
 
 RUN_STATUS = """
