@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -25,6 +26,10 @@ DAY = "2024-03-07"
 RUNS_WITH_TAG = """
 query($key: String!, $value: String!) { runsOrError(filter: {tags: [{key: $key, value: $value}]}) {
   ... on Runs { results { runId status } } } }
+"""
+
+ASSET_NODES = """
+query { assetNodes { assetKey { path } groupName } }
 """
 
 ASSET_CHECKS = """
@@ -131,13 +136,12 @@ def test_ui_materializes_one_partition_then_backfills_a_range_and_checks_pass(
         for check in checks:
             executions = live_ui.check_executions(key, check["name"])
             in_backfill = [e for e in executions if e["runId"] in backfill_runs]
-            # A ranged run records one evaluation for the whole range (partition null) and
-            # leaves the per-day rows it planned SKIPPED: partitioned checks are a preview
-            # feature in Dagster 1.13 and report per partition only in one-partition runs.
+            # a ranged run records one result per day and check: every day passed, none is
+            # left "skipped"
             passed = [e for e in in_backfill if e["status"] == "SUCCEEDED"]
-            assert passed, (key, check["name"], executions)
+            assert len(passed) == days, (key, check["name"], executions)
             assert all(e["evaluation"]["success"] for e in passed)
-            assert not [e for e in in_backfill if e["status"] not in ("SUCCEEDED", "SKIPPED")]
+            assert all(e["status"] == "SUCCEEDED" for e in in_backfill), in_backfill
             checked += len(passed)
             if key == ASSET:  # the single-partition run checked its partition too
                 assert any(e["runId"] == run_id and e["status"] == "SUCCEEDED" for e in executions)
@@ -148,8 +152,7 @@ def test_ui_materializes_one_partition_then_backfills_a_range_and_checks_pass(
     expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
     expect(page.get_by_text("100% completed")).to_have_count(len(raw_keys))
     screenshots.take(page, "backfill_completed")
-    # Every check's latest evaluation passed. (The list beside it says "Skipped" and the graph's
-    # badges "0 / n Passed": the UI summarises the per-day rows a ranged run leaves SKIPPED.)
+    # Every check's latest evaluation passed, and no per-day row says "Skipped".
     for key in raw_keys:
         page.goto(f"{url}/assets/{key}?view=checks")
         for check in checks_by_key[key]:
@@ -157,8 +160,39 @@ def test_ui_materializes_one_partition_then_backfills_a_range_and_checks_pass(
             result = page.get_by_text("Evaluation result").locator("..")
             expect(result.get_by_text("Passed", exact=True)).to_be_visible()
             expect(result.get_by_text("Failed", exact=True)).to_have_count(0)
+        expect(page.get_by_text("Skipped", exact=True)).to_have_count(0)
         if key == "raw/eia930":
             screenshots.take(page, "raw_eia930_checks_passed")
     page.goto(f"{url}/locations/energy_assets/asset-groups/{GROUP}")
     expect(page.get_by_text("eia930_responses", exact=True).first).to_be_visible()
     screenshots.take(page, "raw_graph_after_backfill")
+
+
+DAILY_LAYERS = ("raw", "aligned", "imputed", "features")
+
+
+def test_a_backfill_of_new_days_targets_exactly_those_days_and_succeeds(live_ui, page, screenshots):
+    """What the UI's launch dialog sends for every daily layer and two days that are not stored
+    (after the stored range): exactly two partitions per asset, although aligned reads ±1 day,
+    the screens ±21 days and features 8 days back; the newest day is provisional."""
+    from playwright.sync_api import expect
+
+    new = [(LAST + timedelta(days=i)).isoformat() for i in (1, 2)]
+    keys = [
+        "/".join(node["assetKey"]["path"])
+        for node in live_ui.graphql(ASSET_NODES)["assetNodes"]
+        if node["groupName"] in DAILY_LAYERS
+    ]
+    backfill_id = live_ui.launch_asset_backfill(keys, new, title="two new days")
+    backfill = live_ui.wait_backfill(backfill_id, timeout_s=300)
+    assert backfill["status"] == "COMPLETED_SUCCESS", backfill
+    statuses = backfill["assetBackfillData"]["assetBackfillStatuses"]
+    assert {"/".join(s["assetKey"]["path"]) for s in statuses} == set(keys)
+    for status in statuses:
+        assert status["numPartitionsTargeted"] == 2, status  # no widening to neighbours
+        assert status["numPartitionsMaterialized"] == 2, status
+    page.goto(f"{live_ui.url}/runs/b/{backfill_id}")
+    expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
+    screenshots.take(page, "new_days_backfill_completed")
+    page.goto(f"{live_ui.url}/assets/imputed/series?view=partitions")
+    screenshots.take(page, "imputed_partitions_after_new_days")
