@@ -118,9 +118,7 @@ def run_variant(variant: str, args, days: list[str], root: Path) -> dict[str, An
         print(f"[{variant}] server up at {live.url}; launching backfill of {len(keys)} assets "
               f"x {len(days)} days", flush=True)  # fmt: skip
         started = time.time()
-        backfill_id = live.launch_asset_backfill(
-            keys, days, run_config=IN_PROCESS, title=variant
-        )
+        backfill_id = live.launch_asset_backfill(keys, days, run_config=IN_PROCESS, title=variant)
         final = live.wait_backfill(backfill_id, timeout_s=args.timeout)
         wall = time.time() - started
         runs = live.graphql(RUN_TIMES, {"id": backfill_id})["partitionBackfillOrError"]["runs"]

@@ -57,7 +57,8 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def _imports(name: str, path: Path) -> set[str]:
+@functools.cache
+def _imports(name: str, path: Path) -> frozenset[str]:
     """Package modules imported by the module `name` at `path` (any depth of `from x import y`)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -73,7 +74,7 @@ def _imports(name: str, path: Path) -> set[str]:
                 base = node.module or ""
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # submodule imports
-    return {m for m in found if m.split(".")[0] == PACKAGE and _module_file(m) is not None}
+    return frozenset(m for m in found if m.split(".")[0] == PACKAGE and _module_file(m) is not None)
 
 
 @functools.cache

@@ -19,8 +19,10 @@ def package_copy(tmp_path, monkeypatch):
     shutil.copytree(versions.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(versions, "PACKAGE_ROOT", copy)
     versions.module_closure.cache_clear()
+    versions._imports.cache_clear()
     yield copy
     versions.module_closure.cache_clear()
+    versions._imports.cache_clear()
 
 
 def test_editing_a_screen_changes_the_imputed_version_and_not_the_features_or_raw_one(
@@ -31,6 +33,7 @@ def test_editing_a_screen_changes_the_imputed_version_and_not_the_features_or_ra
     screen = package_copy / "transform" / "screen.py"
     screen.write_text(screen.read_text() + "\n# a changed threshold\n")
     versions.module_closure.cache_clear()
+    versions._imports.cache_clear()
     after = {n: versions.code_version(f"energy_assets.assets.{n}") for n in names}
     assert after["imputed"] != before["imputed"]
     assert after["features"] == before["features"]
