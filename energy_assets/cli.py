@@ -185,10 +185,12 @@ def _summary(settings, outcomes, seconds: float, skipped: int) -> str:
 def execute(settings, args, say=SAY) -> int:
     """Plan and launch; returns the exit code."""
     from energy_assets import orchestrate as o
-    from energy_assets.definitions import build_definitions
+    from energy_assets.automation import build_automation
+    from energy_assets.definitions import build_definitions, freshness_selection
 
     instance = prepare_instance(settings.dagster_home)
     graph = build_definitions(settings).resolve_asset_graph()
+    freshness = freshness_selection(build_automation(settings))
     o.fail_dead_runs(instance, say)
     keys = o.select(graph, getattr(args, "select", None))
     first = getattr(args, "first", None) or settings.start
@@ -197,7 +199,8 @@ def execute(settings, args, say=SAY) -> int:
     if not refresh or getattr(args, "first", None) or getattr(args, "last", None):
         o.check_dates(first, last)
     if args.command == "checks":
-        planned = o.checks_plan(graph, settings.data_dir, keys, o.days_of(first, last))
+        excluded = freshness.resolve_checks(graph) if freshness is not None else set()
+        planned = o.checks_plan(graph, settings.data_dir, keys, o.days_of(first, last), excluded)
     else:
         _check_live_key(settings, keys)
         if refresh:

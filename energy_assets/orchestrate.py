@@ -31,10 +31,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psutil
 from dagster import (
@@ -326,13 +326,21 @@ def group_runs(
     return runs
 
 
-def checks_plan(graph, data_dir: str, keys: Sequence[AssetKey], days: list[str]) -> Plan:
-    """Checks of the selected assets over their stored days; days not stored are reported."""
-    runs: list[PlannedRun] = []
+def checks_plan(
+    graph,
+    data_dir: str,
+    keys: Sequence[AssetKey],
+    days: list[str],
+    excluded: AbstractSet[AssetCheckKey] = frozenset(),
+) -> Plan:
+    """Checks of the selected assets over their stored days (less `excluded`: the wall-clock
+    freshness checks the `contract_checks` job leaves out); days not stored are reported."""
+    runs: dict[tuple[str, ...], PlannedRun] = {}
     targeted: dict[AssetKey, list[str]] = {}
     not_stored: dict[AssetKey, list[str]] = {}
     for key in toposorted(graph, keys):
-        checks = sorted(graph.get_check_keys_for_assets([key]), key=lambda c: c.name)
+        checks = sorted(set(graph.get_check_keys_for_assets([key])) - set(excluded),
+                        key=lambda c: c.name)  # fmt: skip
         if not checks:
             continue
         stored = stored_days(data_dir, key)
@@ -342,19 +350,9 @@ def checks_plan(graph, data_dir: str, keys: Sequence[AssetKey], days: list[str])
             not_stored[key] = missing
         if present:
             targeted[key] = present
-    for key, present in targeted.items():
-        checks = [c for c in graph.get_check_keys_for_assets([key]) if not _is_freshness(c)]
-        for days_ in contiguous(present):
-            run = next((r for r in runs if r.days == days_), None)
-            if run is None:
-                run = PlannedRun(assets=[], days=days_)
-                runs.append(run)
-            run.checks.extend(sorted(checks, key=lambda c: c.name))
-    return Plan(runs=runs, targeted=targeted, up_to_date={}, not_stored=not_stored)
-
-
-def _is_freshness(check: AssetCheckKey) -> bool:
-    return "fresh" in check.name
+        for span in contiguous(present):
+            runs.setdefault(tuple(span), PlannedRun(assets=[], days=span)).checks.extend(checks)
+    return Plan(runs=list(runs.values()), targeted=targeted, up_to_date={}, not_stored=not_stored)
 
 
 # --- instance hygiene ----------------------------------------------------------------------
@@ -597,12 +595,3 @@ def refresh_targets(
             targets.setdefault(key, set()).update(reach & stored)
     days = set().union(*targets.values()) if targets else set()
     return targets, sorted(days)
-
-
-def summarize_runs(outcomes: Sequence[RunOutcome]) -> dict[str, Any]:
-    return {
-        "runs": len(outcomes),
-        "materialized": sum(o.materialized for o in outcomes),
-        "rows": sum(o.rows for o in outcomes),
-        "seconds": sum(o.seconds for o in outcomes),
-    }

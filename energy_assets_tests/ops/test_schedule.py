@@ -74,7 +74,8 @@ def test_refresh_job_selects_every_layer_except_ml(tmp_path):
     assert {k.path[0] for k in selected} >= {"raw", "aligned", "imputed", "features"}
 
 
-def test_refresh_request_materializes_every_day_of_the_window_in_one_run(tmp_path):
+def run_refresh(tmp_path):
+    """The tick's run request, executed in-process on an ephemeral instance."""
     settings = make_settings(tmp_path)
     defs = build_definitions(settings)
     (request,) = evaluate(refresh_schedule(settings), TICK)
@@ -83,6 +84,11 @@ def test_refresh_request_materializes_every_day_of_the_window_in_one_run(tmp_pat
         instance=instance, tags=request.tags, raise_on_error=False
     )
     assert result.success
+    return defs, request, instance, result
+
+
+def test_refresh_request_materializes_every_day_of_the_window_in_one_run(tmp_path):
+    defs, request, instance, result = run_refresh(tmp_path)
     first, last = date.fromisoformat(request.tags[START]), date.fromisoformat(request.tags[END])
     days = {(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
     for key in defs.resolve_job_def(REFRESH_JOB).asset_layer.selected_asset_keys:
@@ -107,14 +113,7 @@ def test_refresh_schedule_starts_switched_on_only_for_live_sources(tmp_path, mod
 def test_a_successful_refresh_is_followed_by_a_run_over_the_provisional_days(tmp_path):
     from dagster import DagsterEventType, build_run_status_sensor_context
 
-    settings = make_settings(tmp_path)
-    defs = build_definitions(settings)
-    (request,) = evaluate(refresh_schedule(settings), TICK)
-    instance = DagsterInstance.ephemeral()
-    result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
-        instance=instance, tags=request.tags
-    )
-    assert result.success
+    defs, request, instance, result = run_refresh(tmp_path)
     (success,) = instance.get_records_for_run(
         result.run_id, of_type=DagsterEventType.RUN_SUCCESS
     ).records
