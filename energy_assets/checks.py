@@ -160,7 +160,7 @@ def evaluate_partitions(
     plan = check_plan(contract, extra)
     if not partitions.keys:
         return {}
-    if contract.partition_column not in contract.primary_key:
+    if contract.partition_column is None or contract.partition_column not in contract.primary_key:
         frames = [partitions.load(k) for k in partitions.keys]
         whole = run_checks(contract, pl.concat(frames, how="vertical"), plan)
         return dict.fromkeys(partitions.keys, whole)
@@ -212,12 +212,26 @@ def contract_checks(asset_key_path: str) -> AssetChecksDefinition:
             blocking=planned.severity == "error",
             # Partitioned checks (preview in 1.13) load exactly the run's partitions of the
             # asset, and record a result per partition when a run covers one partition.
-            partitions_def=DAILY,
+            partitions_def=DAILY if contract.partitioned else None,
         )
         for planned in check_plan(contract, extra)
     ]
 
     blocking = {spec.name: spec.blocking for spec in specs}
+    if not contract.partitioned:
+
+        @multi_asset_check(
+            name=f"{key.to_python_identifier()}__contract",
+            specs=specs,
+            ins={"frame": AssetIn(key=key)},
+            description=f"Contract {contract.name}: {contract.description}",
+            can_subset=False,
+        )
+        def _whole(frame: pl.DataFrame):
+            for outcome in run_checks(contract, frame, check_plan(contract, extra)):
+                yield result_for(key, outcome)
+
+        return _whole
 
     @multi_asset_check(
         name=f"{key.to_python_identifier()}__contract",

@@ -127,11 +127,15 @@ def _check_live_key(settings, keys) -> None:
 
 
 def _describe(planned, say) -> None:
+    from energy_assets.io.parquet import WHOLE
+
     for key, days in planned.targeted.items():
-        say(f"  {key.to_user_string():<24} {len(days):>5} day(s) {days[0]}..{days[-1]}")
+        span = "whole range" if days == [WHOLE] else f"{days[0]}..{days[-1]}"
+        count = 0 if days == [WHOLE] else len(days)
+        say(f"  {key.to_user_string():<24} {count:>5} day(s) {span}")
     for i, run in enumerate(planned.runs, start=1):
         names = ", ".join(k.to_user_string() for k in run.assets) or f"{len(run.checks)} checks"
-        say(f"  run {i}: {run.days[0]}..{run.days[-1]} ({len(run.days)} d): {names}")
+        say(f"  run {i}: {run.span} ({len(run.days)} d): {names}")
 
 
 def named_with_days(entries: Sequence[str]) -> list[str]:
@@ -164,7 +168,8 @@ def _summary(settings, outcomes, seconds: float, skipped: int) -> str:
     ]
     for o in outcomes:
         lines.append(
-            f"{o.run.label + ' ' + o.run.days[0] + '..':<34} {len(o.run.days):>5} "
+            f"{o.run.label + ' ' + (o.run.days[0] + '..' if o.run.days else '(whole)'):<34} "
+            f"{len(o.run.days):>5} "
             f"{o.materialized:>10} {o.rows:>12,} {o.bytes_written / 2**20:>8.2f} {o.seconds:>7.1f}"
         )
     if skipped:
@@ -249,12 +254,12 @@ def execute(settings, args, say=SAY) -> int:
     for index, run in enumerate(planned.runs, start=1):
         outcome = o.launch(run, instance, launched_by="cli", say=say)
         outcomes.append(outcome)
-        done += len(run.days) * max(len(run.assets), 1)
+        done += run.steps
         elapsed = time.perf_counter() - started
         rate = done / max(elapsed, 1e-9)
         eta = (total - done) / rate if rate else 0.0
         say(
-            f"[{index}/{len(planned.runs)}] {run.label:<22} {run.days[0]}..{run.days[-1]}  "
+            f"[{index}/{len(planned.runs)}] {run.label:<22} {run.span}  "
             f"{done}/{total} partition-steps  {rate:5.2f}/s  ETA {eta:4.0f} s  "
             f"{outcome.rows:>10,} rows  {outcome.seconds:6.1f} s"
             + (
@@ -265,7 +270,7 @@ def execute(settings, args, say=SAY) -> int:
         )
         if not outcome.success and not (args.command == "checks" and outcome.checks_failed):
             print(
-                f"error: run {outcome.run_id} ({run.label} {run.days[0]}..{run.days[-1]}) "
+                f"error: run {outcome.run_id} ({run.label} {run.span}) "
                 f"failed: {outcome.error}\nStored partitions are kept; fix the cause and re-run "
                 "the same command (up-to-date partitions are skipped). The run's full log: "
                 f"energy-assets ui, Runs, {outcome.run_id}.",

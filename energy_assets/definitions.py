@@ -13,6 +13,7 @@ screen in transform/ makes `imputed/series` and what depends on it stale in the 
 from __future__ import annotations
 
 import warnings
+from datetime import timedelta
 from typing import Any
 
 from dagster import (
@@ -30,7 +31,7 @@ from dagster import (
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
-from energy_assets.assets import ALL_ASSETS, HAND_WRITTEN_CHECKS  # noqa: E402
+from energy_assets.assets import HAND_WRITTEN_CHECKS, all_assets  # noqa: E402
 from energy_assets.automation import build_automation  # noqa: E402
 from energy_assets.checks import contract_checks  # noqa: E402
 from energy_assets.contracts.tables import CONTRACTS  # noqa: E402
@@ -50,6 +51,25 @@ def freshness_selection(automation) -> AssetSelection | None:
     return AssetSelection.checks(*automation.asset_checks)
 
 
+def pipeline_resource(settings: Settings) -> PipelineResource:
+    """The `pipeline:` block with the ML split dates the file leaves out taken from its range:
+    training from `start`, validation from 70 % and test from 85 % of it (whole days), test
+    ending the day after `end`. Fixed dates keep the frozen statistics and every day's split
+    independent of which days a run covers."""
+    days = (settings.end - settings.start).days + 1
+    derived = {
+        "train_start_utc": settings.start,
+        "val_start_utc": settings.start + timedelta(days=max(1, int(days * 0.7))),
+        "test_start_utc": settings.start + timedelta(days=max(2, int(days * 0.85))),
+        "test_end_utc": settings.end + timedelta(days=1),
+    }
+    given = dict(settings.pipeline)
+    for name, day in derived.items():
+        if given.get(name) is None:
+            given[name] = f"{day.isoformat()}T00:00:00+00:00"
+    return PipelineResource(**given)
+
+
 def version_config(settings: Settings, group: str) -> dict[str, Any]:
     """The settings that shape an asset group's output (they enter its code version)."""
     if group == "raw":
@@ -58,7 +78,7 @@ def version_config(settings: Settings, group: str) -> dict[str, Any]:
     if group == "aligned":
         return {"quirks": SourcesResource(**settings.sources).carries_reporting_quirks}
     if group == "ml":
-        return PipelineResource(**settings.pipeline).model_dump()
+        return pipeline_resource(settings).model_dump()
     return {}
 
 
@@ -104,7 +124,7 @@ def build_definitions(settings: Settings) -> Definitions:
         "dagster/partition tag or a partition range.",
     )
     return Definitions(
-        assets=[versioned(a, settings) for a in ALL_ASSETS],
+        assets=[versioned(a, settings) for a in all_assets(pipeline_resource(settings))],
         asset_checks=[*checks, *HAND_WRITTEN_CHECKS, *automation.asset_checks],
         jobs=[main_job, checks_only, *automation.jobs],
         schedules=automation.schedules,
@@ -113,7 +133,7 @@ def build_definitions(settings: Settings) -> Definitions:
         resources={
             "io_manager": ParquetIOManager(base_dir=settings.data_dir),
             "sources": SourcesResource(**settings.sources),
-            "pipeline": PipelineResource(**settings.pipeline),
+            "pipeline": pipeline_resource(settings),
         },
     )
 

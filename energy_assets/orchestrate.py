@@ -49,7 +49,7 @@ from dagster import (
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from upath import UPath
 
-from energy_assets.io.parquet import WINDOW_KEY
+from energy_assets.io.parquet import WHOLE, WINDOW_KEY
 from energy_assets.lineage import latest_materializations, metadata_value
 from energy_assets.partitions import FIRST_DAY
 from energy_assets.versions import input_fingerprint
@@ -77,9 +77,20 @@ class PlanError(ValueError):
 
 @dataclass
 class PlannedRun:
+    """One run: `days` of daily assets, or (days empty) whole-range assets, which have no
+    partitions (fitted statistics, packed sequences)."""
+
     assets: list[AssetKey]
     days: list[str]
     checks: list[AssetCheckKey] = field(default_factory=list)
+
+    @property
+    def span(self) -> str:
+        return f"{self.days[0]}..{self.days[-1]}" if self.days else "whole range"
+
+    @property
+    def steps(self) -> int:
+        return max(len(self.days), 1) * max(len(self.assets), 1)
 
     @property
     def label(self) -> str:
@@ -98,7 +109,7 @@ class Plan:
 
     @property
     def partition_steps(self) -> int:
-        return sum(len(r.days) * max(len(r.assets), 1) for r in self.runs)
+        return sum(r.steps for r in self.runs)
 
 
 @dataclass
@@ -191,6 +202,24 @@ def stored_days(data_dir: str, key: AssetKey) -> set[str]:
     }
 
 
+def stored_whole(data_dir: str, key: AssetKey) -> bool:
+    """Whether a whole-range (unpartitioned) asset has its file in the store."""
+    *folder, name = key.path
+    return UPath(data_dir).joinpath(*folder, f"{name}.parquet").exists()
+
+
+def is_daily(graph, key: AssetKey) -> bool:
+    return graph.get(key).partitions_def is not None
+
+
+def latest_whole(instance: DagsterInstance, key: AssetKey):
+    """The latest materialization record of an unpartitioned asset, or None."""
+    from dagster import AssetRecordsFilter
+
+    result = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1)
+    return result.records[0] if result.records else None
+
+
 def input_windows(graph, key: AssetKey) -> dict[AssetKey, tuple[int, int] | None]:
     """Each input asset of `key` and its context window (None: reads the whole run's range)."""
     assets_def = graph.get(key).assets_def
@@ -228,6 +257,9 @@ def plan(
     hashes: dict[AssetKey, dict[str, str | None]] = {}
 
     def current_hashes(key: AssetKey) -> dict[str, str | None]:
+        if key not in hashes and not is_daily(graph, key):
+            record = latest_whole(instance, key) if stored_whole(data_dir, key) else None
+            hashes[key] = {WHOLE: metadata_value(record, "content_hash") if record else None}
         if key not in hashes:
             stored = stored_days(data_dir, key)
             records = latest_materializations(instance, key)
@@ -240,6 +272,15 @@ def plan(
         return hashes[key]
 
     for key in ordered:
+        if not is_daily(graph, key):
+            if only_days is not None and key not in only_days:
+                continue
+            stale = force or whole_needs_work(
+                graph, instance, data_dir, key, needed, current_hashes
+            )
+            needed[key] = {WHOLE} if stale else set()
+            up_to_date[key] = 0 if stale else 1
+            continue
         candidates = (
             sorted(only_days.get(key, set()) & set(days)) if only_days is not None else days
         )
@@ -262,7 +303,7 @@ def plan(
             read: dict[str, dict[str, str | None]] = {}
             changing = False
             for upstream, window in windows.items():
-                span = _span(day, window, days)
+                span = _span(day, window, days) if is_daily(graph, upstream) else [WHOLE]
                 if upstream in needed and needed[upstream] & set(span):
                     changing = True
                     break
@@ -274,6 +315,28 @@ def plan(
         up_to_date[key] = len(candidates) - len(todo)
     targeted = {k: sorted(v) for k, v in needed.items() if v}
     return Plan(runs=group_runs(graph, ordered, targeted), targeted=targeted, up_to_date=up_to_date)
+
+
+def whole_needs_work(graph, instance, data_dir, key, needed, current_hashes) -> bool:
+    """A whole-range asset needs work unless it is stored with the current code version and
+    the days it read (recorded as `input_days`) are unchanged and not recomputed now."""
+    record = latest_whole(instance, key) if stored_whole(data_dir, key) else None
+    if record is None:
+        return True
+    if record.asset_materialization.tags.get("dagster/code_version") != graph.get(key).code_version:
+        return True
+    read_days = metadata_value(record, "input_days") or {}
+    read: dict[str, dict[str, str | None]] = {}
+    for upstream in input_windows(graph, key):
+        name = upstream.to_user_string()
+        span = read_days.get(name)
+        if span is None:
+            return True
+        if needed.get(upstream, set()) & set(span):
+            return True
+        known = current_hashes(upstream)
+        read[name] = {d: known.get(d) for d in span}
+    return metadata_value(record, "input_fingerprint") != input_fingerprint(read)
 
 
 def contiguous(days: Sequence[str]) -> list[list[str]]:
@@ -307,6 +370,10 @@ def group_runs(
         policy = node.backfill_policy
         limit = policy.max_partitions_per_run if policy is not None else 1
         earliest = max((placed[p] for p in node.parent_keys if p in placed), default=-1)
+        if node.partitions_def is None:  # a whole-range asset: its own run, after its inputs
+            runs.append(PlannedRun(assets=[key], days=[]))
+            placed[key] = len(runs) - 1
+            continue
         for days in contiguous(targeted[key]):
             batch = min(limit or len(days), len(days))
             group = groups.get((days[0], days[-1], batch))
@@ -342,6 +409,13 @@ def checks_plan(
         checks = sorted(set(graph.get_check_keys_for_assets([key])) - set(excluded),
                         key=lambda c: c.name)  # fmt: skip
         if not checks:
+            continue
+        if not is_daily(graph, key):
+            if stored_whole(data_dir, key):
+                targeted[key] = [WHOLE]
+                runs.setdefault((WHOLE,), PlannedRun(assets=[], days=[])).checks.extend(checks)
+            else:
+                not_stored[key] = [WHOLE]
             continue
         stored = stored_days(data_dir, key)
         present = [d for d in days if d in stored]
@@ -401,16 +475,18 @@ def refuse_overlap(instance: DagsterInstance, planned: Plan) -> None:
     for run in instance.get_runs(RunsFilter(statuses=IN_PROGRESS)):
         span = _run_days(run)
         assets = set(run.asset_selection or ())
-        if span is None or not assets:
+        if not assets:
             continue
         for key in assets & set(wanted):
             first, last = wanted[key]
-            if span[0] <= last and first <= span[1]:
+            whole = first == WHOLE
+            if whole or (span is not None and span[0] <= last and first <= span[1]):
+                what = "(whole range)" if whole else f"{span[0]}..{span[1]}, which overlaps"
+                asked = "" if whole else f" {first}..{last}"
                 raise PlanError(
                     f"run {run.run_id} ({run.status.value}, {run.tags.get(LAUNCHED_BY_TAG, 'ui')}) "
-                    f"is writing {key.to_user_string()} {span[0]}..{span[1]}, which overlaps "
-                    f"{first}..{last}; wait for it to finish (or terminate it in the UI), then "
-                    "re-run this command"
+                    f"is writing {key.to_user_string()} {what}{asked}; wait for it to finish "
+                    "(or terminate it in the UI), then re-run this command"
                 )
 
 
@@ -501,9 +577,13 @@ def launch(
     """Execute one planned run as a run of the project's job on the instance."""
     tag = uuid.uuid4().hex
     me = psutil.Process()
+    span = (
+        {RANGE_START_TAG: planned_run.days[0], RANGE_END_TAG: planned_run.days[-1]}
+        if planned_run.days
+        else {}
+    )
     tags = {
-        RANGE_START_TAG: planned_run.days[0],
-        RANGE_END_TAG: planned_run.days[-1],
+        **span,
         LAUNCHED_BY_TAG: launched_by,
         PID_TAG: str(os.getpid()),
         HOST_TAG: socket.gethostname(),
@@ -519,7 +599,7 @@ def launch(
         job = reconstructable_job("contract_checks").get_subset(
             asset_selection=set(), asset_check_selection=set(planned_run.checks)
         )
-    total = len(planned_run.days) * len(planned_run.assets)
+    total = planned_run.steps
     started = time.perf_counter()
     with Heartbeat(instance, tag, planned_run.label, total, say, heartbeat_s):
         result = execute_job(

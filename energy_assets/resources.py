@@ -9,13 +9,15 @@ oasis.caiso.com and archive-api.open-meteo.com, with the EIA key from `EIA_API_K
 
 from __future__ import annotations
 
+import itertools
 import os
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from dagster import ConfigurableResource, InitResourceContext
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 OFFLINE_KEY = "offline-stand-in-key"
 
@@ -191,16 +193,62 @@ class PipelineResource(ConfigurableResource):
     context_length: int = Field(default=168, description="Hours of context per window.")
     horizon: int = Field(default=24, description="Hours predicted per window.")
     stride: int = Field(default=24, description="Hours between forecast origins.")
+    train_start_utc: str | None = Field(
+        default=None,
+        description="First training day (ISO, UTC): the normalisation statistics are fitted "
+        "from here to val_start_utc; null = the config's start.",
+    )
     val_start_utc: str | None = Field(
-        default=None, description="First validation hour (ISO, UTC); null = 70 % of the range."
+        default=None, description="First validation day (ISO, UTC); null = 70 % of the range."
     )
     test_start_utc: str | None = Field(
-        default=None, description="First test hour (ISO, UTC); null = 85 % of the range."
+        default=None, description="First test day (ISO, UTC); null = 85 % of the range."
+    )
+    test_end_utc: str | None = Field(
+        default=None,
+        description="End of the test period (ISO, UTC, exclusive); null = the day after the "
+        "config's end. Later days get no split (their origins are for inference).",
     )
     ring_world_size: int = Field(default=2, description="P, ranks of the ring.")
     ring_layout: str = Field(default="zigzag", description="contiguous, striped or zigzag.")
     ring_sequence_length: int = Field(default=8760, description="Tokens per packed sequence.")
     ring_split: str = Field(default="all", description="train, val, test or all.")
+
+    @field_validator(
+        "train_start_utc", "val_start_utc", "test_start_utc", "test_end_utc", mode="before"
+    )
+    @classmethod
+    def _day(cls, value: object) -> str | None:
+        """A YAML date, a datetime or an ISO text: kept as ISO text of a whole UTC day."""
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        elif isinstance(value, date):
+            moment = datetime(value.year, value.month, value.day, tzinfo=UTC)
+        else:
+            try:
+                moment = datetime.fromisoformat(str(value))
+            except ValueError:
+                raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if moment.utcoffset() != timedelta(0) or moment != moment.replace(
+            hour=0, minute=0, second=0, microsecond=0
+        ):
+            raise ValueError(f"{value!r}: split dates are whole UTC days (midnight UTC)")
+        return moment.isoformat()
+
+    @model_validator(mode="after")
+    def _split_order(self) -> PipelineResource:
+        given = [
+            (name, getattr(self, name))
+            for name in ("train_start_utc", "val_start_utc", "test_start_utc", "test_end_utc")
+            if getattr(self, name) is not None
+        ]
+        for (a, x), (b, y) in itertools.pairwise(given):
+            if datetime.fromisoformat(x) >= datetime.fromisoformat(y):
+                raise ValueError(f"{a} ({x[:10]}) must be before {b} ({y[:10]})")
+        return self
 
     @field_validator("ring_layout")
     @classmethod

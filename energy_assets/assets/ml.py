@@ -1,16 +1,29 @@
-"""ml/dataset and ml/ring_segments: MLX-ready tensors and ring-attention layouts (energy_assets/ml).
+"""The ML layer, partitioned by what each artifact means (energy_assets/ml):
 
-Both are computed over the run's whole partition range and written one file per day with the
-run's metadata (normalisation statistics, splits, permutation) in each file's footer, so
-materialize them over the training range in one run (they are single-run assets). Observed
-weather is used as a past-only covariate: it is not known before the hour, and treating it as
-known in advance would leak the future into the inputs.
+- `ml/normalization` (not partitioned): per-region statistics fitted once on the training
+  window of the pipeline config (`train_start_utc` .. `val_start_utc`, observed values only).
+  The window is part of its code version, so changing it makes the statistics and everything
+  normalised with them stale.
+- `ml/dataset` (daily): a day's rows normalised with those frozen statistics, masks, and the
+  forecast origins of that day with their split (fixed dates) and window quality. A day reads
+  `context_length` hours back and `horizon` hours ahead of features as context (io/parquet.py
+  `window`), so it is the same whether it is built alone or in a range; a day whose horizon was
+  not stored yet is provisional, like the transforms' edge days.
+- `ml/ring_segments` (not partitioned): the sequences of the configured split window packed
+  and laid out for P ring-attention ranks, built from the stored days of that window. A
+  sequence spans many days, so it is one artifact; it refuses days normalised with different
+  statistics (they would be stale in the UI: re-materialize them first).
+
+Observed weather is a past-only covariate (transform/features.py roles): it is not known
+before the hour, and treating it as known in advance would leak the future into the inputs.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from math import ceil
 
 import polars as pl
 from dagster import (
+    AllPartitionMapping,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
@@ -18,6 +31,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    AssetsDefinition,
     BackfillPolicy,
     MetadataValue,
     asset,
@@ -25,33 +39,33 @@ from dagster import (
 )
 
 from energy_assets.checks import results_per_day
-from energy_assets.io.parquet import FrameWithMetadata
-from energy_assets.ml.dataset import DatasetConfig, FeatureSpec, MLDataset, build_dataset
+from energy_assets.io.parquet import FrameWithMetadata, PartitionLoader, window
+from energy_assets.ml.dataset import (
+    DatasetConfig,
+    FeatureSpec,
+    MLDataset,
+    build_dataset,
+    fit_normalization,
+)
 from energy_assets.ml.dataset import check_dataset as check_dataset_rows
 from energy_assets.ml.loader import decode_parquet_metadata, encode_parquet_metadata
+from energy_assets.ml.normalize import STATS_SCHEMA
 from energy_assets.ml.ring import RingConfig, build_ring_segments, check_ring_tokens
 from energy_assets.ml.ring_attention import verify_ring_segments
+from energy_assets.ml.splits import SplitBounds
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import PipelineResource
 from energy_assets.transform.features import FEATURE_COLUMNS
 
-OBSERVED_WEATHER = ("temperature_c", "heating_degree_hours_c", "cooling_degree_hours_c")
-
 
 def feature_spec() -> FeatureSpec:
-    """The features contract's roles, with observed weather moved to past-only (see above)."""
-    known = [
-        name
-        for name, col in FEATURE_COLUMNS.items()
-        if col.role == "known_in_advance" and name not in OBSERVED_WEATHER
-    ]
-    past = [
-        name
-        for name, col in FEATURE_COLUMNS.items()
-        if col.role == "past_only" or name in OBSERVED_WEATHER
-    ]
-    return FeatureSpec(target="demand_mw", known_in_advance=known, past_only=past)
+    """The features contract's roles: the target, known-in-advance and past-only covariates."""
+    return FeatureSpec(
+        target="demand_mw",
+        known_in_advance=[n for n, c in FEATURE_COLUMNS.items() if c.role == "known_in_advance"],
+        past_only=[n for n, c in FEATURE_COLUMNS.items() if c.role == "past_only"],
+    )
 
 
 def _utc(text: str | None) -> datetime | None:
@@ -61,76 +75,220 @@ def _utc(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@asset(
-    key=["ml", "dataset"],
-    ins={"features": AssetIn(key=["features", "hourly"])},
-    partitions_def=DAILY,
-    group_name="ml",
-    backfill_policy=BackfillPolicy.single_run(),
-    kinds={"parquet", "mlx"},
-    description="One normalised series per balancing authority plus a window index (forecast "
-    "origins) with time-ordered, leak-free train/val/test splits; masks is_observed, is_pad "
-    "and loss_weight (1 = counts). Statistics: training split, observed values only.",
-)
-@observed
-def ml_dataset(
-    context: AssetExecutionContext, pipeline: PipelineResource, features: pl.DataFrame
-) -> FrameWithMetadata:
+def dataset_config(pipeline: PipelineResource) -> DatasetConfig:
+    """The dataset settings of the pipeline config; the split dates must be fixed (the
+    project's Definitions fill them from the config's range when the file leaves them out)."""
     config = DatasetConfig(
         context_length=pipeline.context_length,
         horizon=pipeline.horizon,
         stride=pipeline.stride,
+        train_start_utc=_utc(pipeline.train_start_utc),
         val_start_utc=_utc(pipeline.val_start_utc),
         test_start_utc=_utc(pipeline.test_start_utc),
+        test_end_utc=_utc(pipeline.test_end_utc),
     )
-    dataset = build_dataset(features, feature_spec(), config)
-    counts = dataset.windows.group_by("split").len().rows()
-    context.add_output_metadata(
-        {f"windows_{split}": MetadataValue.int(n) for split, n in counts}
-        | {"regions": MetadataValue.int(dataset.series["region"].n_unique())}
-    )
-    frame = dataset.to_frame().with_columns(pl.col("window_split").cast(pl.String))
-    return FrameWithMetadata(frame, encode_parquet_metadata(dataset.metadata))
+    if not config.fixed_splits or config.train_start_utc is None:
+        raise ValueError(
+            "pipeline.train_start_utc, val_start_utc and test_start_utc must be set for the ML "
+            "assets (frozen statistics and fixed splits); the project's Definitions derive "
+            "them from start/end when the config file leaves them out"
+        )
+    return config
 
 
-@asset(
-    key=["ml", "ring_segments"],
-    ins={"dataset": AssetIn(key=["ml", "dataset"])},
-    partitions_def=DAILY,
-    group_name="ml",
-    backfill_policy=BackfillPolicy.single_run(),
-    kinds={"parquet", "mlx"},
-    description="Long sequences (balancing authorities packed) padded to a multiple of 2P and "
-    "laid out for P ring-attention ranks; per token global position, segment id, position in "
-    "segment, masks; permutation and inverse in the file metadata.",
-)
-@observed
-def ml_ring_segments(
-    context: AssetExecutionContext, pipeline: PipelineResource, dataset: FrameWithMetadata
-) -> FrameWithMetadata:
-    metadata = decode_parquet_metadata(dataset.file_metadata)
-    series = MLDataset.from_frame(dataset.frame, metadata).series
-    segments = build_ring_segments(
-        series,
-        metadata,
-        RingConfig(
-            world_size=pipeline.ring_world_size,
-            layout=pipeline.ring_layout,
-            sequence_length=pipeline.ring_sequence_length,
-            split=pipeline.ring_split,
-        ),
+def _days(first: datetime, end: datetime) -> list[str]:
+    """UTC days of [first, end)."""
+    count = (end.date() - first.date()).days
+    return [(first.date() + timedelta(days=i)).isoformat() for i in range(count)]
+
+
+def _load_days(loader: PartitionLoader, days: list[str], what: str) -> list[FrameWithMetadata]:
+    missing = [d for d in days if not loader.stored(d)]
+    if missing:
+        raise FileNotFoundError(
+            f"{what} needs {len(missing)} day(s) that are not stored: {missing[0]}..{missing[-1]}"
+            f"; materialize them first (energy-assets backfill --from {missing[0]} --to "
+            f"{missing[-1]})"
+        )
+    return [loader.load_with_metadata(d) for d in days]
+
+
+def ml_assets(context_days: int, horizon_days: int) -> list[AssetsDefinition]:
+    """The three ML assets; `ml/dataset` reads `context_days` back and `horizon_days` ahead."""
+
+    @asset(
+        key=["ml", "normalization"],
+        ins={
+            "features": AssetIn(key=["features", "hourly"], partition_mapping=AllPartitionMapping())
+        },
+        group_name="ml",
+        kinds={"parquet", "polars"},
+        description="Per-region z-score statistics of the target and covariates, fitted once "
+        "on the training window (pipeline.train_start_utc .. val_start_utc): observed target "
+        "values, non-null covariates. Every ml/dataset day is normalised with them.",
     )
-    balance = segments.metadata["load_balance_first_sequence"]
-    context.add_output_metadata(
-        {
-            f"causal_work_max_over_min_{layout}": MetadataValue.float(
-                round(float(figures["scored_max_over_min"]), 4)
+    @observed
+    def ml_normalization(
+        context: AssetExecutionContext, pipeline: PipelineResource, features: PartitionLoader
+    ) -> FrameWithMetadata:
+        config = dataset_config(pipeline)
+        bounds = config.bounds()
+        days = _days(
+            datetime.fromisoformat(bounds.train_start_utc),
+            datetime.fromisoformat(bounds.val_start_utc),
+        )
+        frames = _load_days(features, days, "ml/normalization (training window)")
+        stats = fit_normalization(
+            pl.concat([f.frame for f in frames], how="vertical"), feature_spec(), config
+        )
+        context.add_output_metadata(
+            {
+                "training_window": MetadataValue.text(f"{days[0]}..{days[-1]} ({len(days)} days)"),
+                "regions": MetadataValue.int(stats["region"].n_unique()),
+                "pooled_statistics": MetadataValue.int(int(stats["pooled"].sum())),
+            }
+        )
+        footer = {"training_window": [days[0], days[-1]], "bounds": bounds.to_dict()}
+        return FrameWithMetadata(stats, encode_parquet_metadata(footer))
+
+    @asset(
+        key=["ml", "dataset"],
+        ins={
+            "features": AssetIn(
+                key=["features", "hourly"], metadata=window(context_days, horizon_days)
+            ),
+            "normalization": AssetIn(key=["ml", "normalization"]),
+        },
+        partitions_def=DAILY,
+        group_name="ml",
+        backfill_policy=BackfillPolicy.single_run(),
+        kinds={"parquet", "mlx"},
+        description="A day of normalised series per balancing authority (frozen statistics "
+        "from ml/normalization) with per-feature validity masks, is_observed, is_pad and "
+        "loss_weight, and the day's forecast origins with their fixed split (train/val/test).",
+    )
+    @observed
+    def ml_dataset(
+        context: AssetExecutionContext,
+        pipeline: PipelineResource,
+        features: pl.DataFrame,
+        normalization: FrameWithMetadata,
+    ) -> FrameWithMetadata:
+        config = dataset_config(pipeline)
+        needed = (ceil(config.context_length / 24), ceil(config.horizon / 24))
+        if needed[0] > context_days or needed[1] > horizon_days:
+            raise ValueError(
+                f"pipeline context_length/horizon need {needed} days of context, but the "
+                f"definitions declared ({context_days}, {horizon_days}); reload the code "
+                "location after changing the config file"
             )
-            for layout, figures in balance.items()
-        }
-        | {"sequences": MetadataValue.int(int(segments.metadata["n_sequences"]))}
+        start, end = context.partition_time_window
+        dataset = build_dataset(
+            features,
+            feature_spec(),
+            config,
+            stats=normalization.frame,
+            grid_start=max(start - timedelta(days=context_days), datetime(2015, 7, 1, tzinfo=UTC)),
+            keep=(start, end),
+        )
+        windows = dataset.windows.with_columns(
+            pl.col("interval_start_utc").dt.date().cast(pl.String).alias("day")
+        )
+        for day in context.partition_keys:
+            counts = windows.filter(pl.col("day") == day).group_by("split").len().rows()
+            context.add_asset_metadata(
+                {f"windows_{split}": MetadataValue.int(n) for split, n in counts}
+                | {"origins": MetadataValue.int(sum(n for _, n in counts))},
+                partition_key=day,
+            )
+        if "regions_without_statistics" in dataset.metadata:
+            context.log.warning(
+                "regions left out (no statistics: absent from the training window): "
+                f"{dataset.metadata['regions_without_statistics']}"
+            )
+        frame = dataset.to_frame().with_columns(pl.col("window_split").cast(pl.String))
+        footer = {k: v for k, v in dataset.metadata.items() if k != "regions_without_statistics"}
+        footer.pop("fitted_in_build", None)
+        return FrameWithMetadata(frame, encode_parquet_metadata(footer))
+
+    @asset(
+        key=["ml", "ring_segments"],
+        ins={"dataset": AssetIn(key=["ml", "dataset"], partition_mapping=AllPartitionMapping())},
+        group_name="ml",
+        kinds={"parquet", "mlx"},
+        description="Sequences of the configured split window (pipeline.ring_split), "
+        "balancing authorities packed, padded to a multiple of 2P and laid out for P "
+        "ring-attention ranks; per token global position, segment id, position in segment, "
+        "masks; permutation, inverse and load balance per layout in the file metadata.",
     )
-    return FrameWithMetadata(segments.tokens, encode_parquet_metadata(segments.metadata))
+    @observed
+    def ml_ring_segments(
+        context: AssetExecutionContext, pipeline: PipelineResource, dataset: PartitionLoader
+    ) -> FrameWithMetadata:
+        config = dataset_config(pipeline)
+        days, open_ended = ring_days(config.bounds(), pipeline.ring_split, dataset)
+        parts = _load_days(dataset, days, f"ml/ring_segments (split {pipeline.ring_split})")
+        fingerprints = {
+            decode_parquet_metadata(p.file_metadata).get("statistics_fingerprint") for p in parts
+        }
+        if len(fingerprints) != 1:
+            raise ValueError(
+                f"ml/dataset days {days[0]}..{days[-1]} were normalised with {len(fingerprints)} "
+                "different statistics or settings: re-materialize the stale ml/dataset days "
+                "(the UI marks them stale), then this asset"
+            )
+        metadata = decode_parquet_metadata(parts[0].file_metadata)
+        frame = pl.concat([p.frame for p in parts], how="vertical")
+        series = MLDataset.from_frame(frame, metadata).series
+        segments = build_ring_segments(
+            series,
+            metadata,
+            RingConfig(
+                world_size=pipeline.ring_world_size,
+                layout=pipeline.ring_layout,
+                sequence_length=pipeline.ring_sequence_length,
+                split=pipeline.ring_split,
+            ),
+        )
+        segments.metadata["days"] = [days[0], days[-1]]
+        context.add_output_metadata(
+            {
+                f"causal_work_max_over_min_{layout}": MetadataValue.float(
+                    round(float(figures["valid_max_over_min"]), 4)
+                )
+                for layout, figures in segments.metadata["load_balance_worst_sequence"].items()
+            }
+            | {
+                "sequences": MetadataValue.int(int(segments.metadata["n_sequences"])),
+                "days": MetadataValue.text(f"{days[0]}..{days[-1]} ({len(days)})"),
+                "open_ended": MetadataValue.bool(open_ended),
+            }
+        )
+        return FrameWithMetadata(segments.tokens, encode_parquet_metadata(segments.metadata))
+
+    return [ml_normalization, ml_dataset, ml_ring_segments]
+
+
+def ring_days(bounds: SplitBounds, split: str, dataset: PartitionLoader) -> tuple[list[str], bool]:
+    """The days of the split's period; an open test period ends at the last stored day."""
+    starts = {
+        "train": bounds.train_start_utc,
+        "val": bounds.val_start_utc,
+        "test": bounds.test_start_utc,
+        "all": bounds.train_start_utc,
+    }
+    ends = {"train": bounds.val_start_utc, "val": bounds.test_start_utc}
+    first = datetime.fromisoformat(starts[split])
+    end_text = ends.get(split, bounds.test_end_utc)
+    if end_text is not None:
+        return _days(first, datetime.fromisoformat(end_text)), False
+    stored = [k for k in dataset.keys if k >= first.date().isoformat() and dataset.stored(k)]
+    if not stored:
+        raise FileNotFoundError(
+            f"no ml/dataset day stored from {first.date()}: materialize the split first"
+        )
+    last = date.fromisoformat(stored[-1]) + timedelta(days=1)
+    return _days(first, datetime(last.year, last.month, last.day, tzinfo=UTC)), True
 
 
 def _result(key: list[str], name: str, passed: bool, description: str, **figures):
@@ -149,12 +307,43 @@ def _result(key: list[str], name: str, passed: bool, description: str, **figures
 @multi_asset_check(
     specs=[
         AssetCheckSpec(
+            "statistics_usable",
+            asset=["ml", "normalization"],
+            blocking=True,
+            description="Every statistic finite with a positive std; the target fitted on its "
+            "own region's observed rows wherever the region has any.",
+        )
+    ],
+    ins={"normalization": AssetIn(key=["ml", "normalization"])},
+)
+def ml_normalization_check(normalization: pl.DataFrame):
+    stats = normalization
+    checks = {
+        "schema": list(stats.schema.items()) == list(STATS_SCHEMA.items()),
+        "finite": bool(stats["mean"].is_finite().all() and stats["std"].is_finite().all()),
+        "positive_std": bool((stats["std"] > 0).all()),
+        "one_row_per_region_and_feature": stats.select("region", "feature").is_unique().all(),
+        "target_rows_used": bool((stats.filter(pl.col("role") == "target")["n_used"] > 0).all()),
+    }
+    yield _result(
+        ["ml", "normalization"],
+        "statistics_usable",
+        all(checks.values()),
+        "Statistics usable for normalisation.",
+        checks=checks,
+    )
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
             "masks_splits_and_statistics",
             asset=["ml", "dataset"],
             blocking=True,
             partitions_def=DAILY,
-            description="Masks consistent, no target hour shared by two splits, statistics "
-            "reproduce from observed training values.",
+            description="Masks consistent (padding and missing covariates are 0 with their "
+            "mask), no target hour shared by two splits, statistics reproduce from observed "
+            "training values when the whole training window is checked.",
         )
     ],
     ins={"dataset": AssetIn(key=["ml", "dataset"])},
@@ -177,25 +366,21 @@ def ml_dataset_check(context: AssetCheckExecutionContext, dataset: FrameWithMeta
             "layout_is_a_bijection_and_masks_match_padding",
             asset=["ml", "ring_segments"],
             blocking=True,
-            partitions_def=DAILY,
         ),
         AssetCheckSpec(
             "ring_attention_matches_full_attention",
             asset=["ml", "ring_segments"],
             blocking=True,
-            partitions_def=DAILY,
             description="Ring attention over the stored layout (causal and non-causal) within "
             "1e-5 max abs error of float64 full attention.",
         ),
     ],
     ins={"segments": AssetIn(key=["ml", "ring_segments"])},
 )
-def ml_ring_segments_check(
-    context: AssetCheckExecutionContext, pipeline: PipelineResource, segments: FrameWithMetadata
-):
+def ml_ring_segments_check(pipeline: PipelineResource, segments: FrameWithMetadata):
     metadata = decode_parquet_metadata(segments.file_metadata)
     structure = check_ring_tokens(segments.frame, metadata)
-    layout = _result(
+    yield _result(
         ["ml", "ring_segments"],
         "layout_is_a_bijection_and_masks_match_padding",
         structure["passed"],
@@ -208,7 +393,7 @@ def ml_ring_segments_check(
         distributed=pipeline.ring_check_distributed,
         allow_partial=not structure.get("complete", False),
     )
-    attention = _result(
+    yield _result(
         ["ml", "ring_segments"],
         "ring_attention_matches_full_attention",
         verified["passed"],
@@ -216,7 +401,11 @@ def ml_ring_segments_check(
         f"{'distributed' if pipeline.ring_check_distributed else 'simulated'} ring.",
         max_abs_err=MetadataValue.float(float(verified["max_abs_err"])),
     )
-    yield from results_per_day(context, AssetKey(["ml", "ring_segments"]), [layout, attention])
 
 
-ML_CHECKS = [ml_dataset_check, ml_ring_segments_check]
+ML_CHECKS = [ml_normalization_check, ml_dataset_check, ml_ring_segments_check]
+
+
+def context_days_for(pipeline: PipelineResource) -> tuple[int, int]:
+    """Days of features an ml/dataset day reads back and ahead, for these settings."""
+    return ceil(pipeline.context_length / 24), ceil(pipeline.horizon / 24)

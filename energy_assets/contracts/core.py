@@ -83,14 +83,15 @@ class OpenColumns(BaseModel):
 
 
 class Contract(BaseModel):
-    """A table's promise. `partition_column` assigns rows to UTC days (datetime or date)."""
+    """A table's promise. `partition_column` assigns rows to UTC days (datetime or date); None
+    for a whole-range artifact stored as one file (fitted statistics, packed sequences)."""
 
     model_config = ConfigDict(frozen=True)
     name: str
     description: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
-    partition_column: str
+    partition_column: str | None
     open_columns: tuple[OpenColumns, ...] = ()
     hourly_complete_by: tuple[str, ...] | None = Field(
         default=None,
@@ -107,10 +108,17 @@ class Contract(BaseModel):
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"contract {self.name}: duplicate column names")
-        for key in (*self.primary_key, self.partition_column, *(self.hourly_complete_by or ())):
+        if self.partition_column is None and self.hourly_complete_by:
+            raise ValueError(f"contract {self.name}: hourly completeness needs a partition column")
+        partition = () if self.partition_column is None else (self.partition_column,)
+        for key in (*self.primary_key, *partition, *(self.hourly_complete_by or ())):
             if key not in names:
                 raise ValueError(f"contract {self.name}: {key!r} is not one of its columns")
         return self
+
+    @property
+    def partitioned(self) -> bool:
+        return self.partition_column is not None
 
     @property
     def schema(self) -> dict[str, pl.DataType]:

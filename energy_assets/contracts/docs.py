@@ -29,8 +29,12 @@ def render() -> str:
         parts.append(f"#### {', '.join(f'`{a}`' for a in aliases)}\n")
         parts.append(f"{contract.description}\n")
         parts.append(
-            f"Primary key: {', '.join(contract.primary_key)}. Partitioned by "
-            f"`{contract.partition_column}` (UTC day)."
+            f"Primary key: {', '.join(contract.primary_key)}. "
+            + (
+                f"Partitioned by `{contract.partition_column}` (UTC day)."
+                if contract.partitioned
+                else "One file (a whole-range artifact, not partitioned)."
+            )
             + (
                 f" Complete hours per {', '.join(contract.hourly_complete_by)}."
                 if contract.hourly_complete_by

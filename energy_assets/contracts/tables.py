@@ -307,7 +307,7 @@ ML_DATASET = Contract(
         Column(
             name="t",
             dtype="int32",
-            description="Step index on the run's grid.",
+            description="Hours since 2015-07-01 00:00 UTC (the global grid).",
             nullable=False,
             role="key",
         ),
@@ -351,6 +351,12 @@ ML_DATASET = Contract(
             role="past_only",
             description="Normalised past-only covariate.",
         ),
+        OpenColumns(
+            prefix="valid__",
+            dtype="bool",
+            role="mask",
+            description="1 = the covariate had a value at this hour (0: missing, z is 0).",
+        ),
     ),
     primary_key=("interval_start_utc", "region"),
     partition_column="interval_start_utc",
@@ -386,9 +392,55 @@ ML_RING_SEGMENTS = Contract(
         LOSS_WEIGHT,
         TARGET_Z,
     ),
-    open_columns=ML_DATASET.open_columns,
+    open_columns=ML_DATASET.open_columns[:2],
     primary_key=("sequence_id", "position_id"),
-    partition_column="interval_start_utc",
+    partition_column=None,
+)
+
+_STAT = {"dtype": "float64", "nullable": False, "role": "payload"}
+ML_NORMALIZATION = Contract(
+    name="ml_normalization",
+    description="Per-region z-score statistics of the ML target and covariates, fitted on the "
+    "training window of the pipeline config (observed target values, non-null covariates); "
+    "the window and split dates are in the file metadata.",
+    columns=(
+        REGION,
+        Column(
+            name="feature", dtype="string", description="Source column.", nullable=False, role="key"
+        ),
+        Column(
+            name="role",
+            dtype="string",
+            description="target, known or past.",
+            nullable=False,
+            role="payload",
+        ),
+        Column(name="mean", description="Mean over the training window.", **_STAT),
+        Column(name="std", description="Population std (1.0 when floored).", **_STAT),
+        Column(
+            name="n_used",
+            dtype="int64",
+            description="Rows the statistic used.",
+            nullable=False,
+            role="payload",
+        ),
+        Column(
+            name="pooled",
+            dtype="bool",
+            description="Fell back to all regions' rows.",
+            nullable=False,
+            role="provenance",
+        ),
+        Column(
+            name="std_floored",
+            dtype="bool",
+            description="std was null or ~0, set to 1.",
+            nullable=False,
+            role="provenance",
+        ),
+    ),
+    primary_key=("region", "feature"),
+    partition_column=None,
 )
 
 CONTRACTS: dict[str, Contract] = {
@@ -401,6 +453,7 @@ CONTRACTS: dict[str, Contract] = {
     "aligned/series": ALIGNED,
     "imputed/series": IMPUTED,
     "features/hourly": FEATURES,
+    "ml/normalization": ML_NORMALIZATION,
     "ml/dataset": ML_DATASET,
     "ml/ring_segments": ML_RING_SEGMENTS,
 }

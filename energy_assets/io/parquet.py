@@ -64,10 +64,19 @@ class PartitionLoader:
     """
 
     keys: list[str]
-    _load: Any = field(repr=False)
+    _load: Any = field(repr=False)  # key -> (frame, the file's own key-value metadata)
+    _exists: Any = field(default=None, repr=False)
 
     def load(self, key: str) -> pl.DataFrame:
-        return self._load(key)
+        return self._load(key)[0]
+
+    def load_with_metadata(self, key: str) -> FrameWithMetadata:
+        frame, footer = self._load(key)
+        return FrameWithMetadata(frame, footer)
+
+    def stored(self, key: str) -> bool:
+        """Whether the partition is in the store (loading an absent one raises)."""
+        return True if self._exists is None else bool(self._exists(key))
 
 
 class PartitionMismatch(ValueError):
@@ -118,6 +127,8 @@ OWN_FOOTER_KEYS = (FOOTER_CONTENT_HASH, FOOTER_PROVISIONAL)
 """Footer keys the IO manager writes itself; an asset's own file metadata never contains them."""
 
 PROVISIONAL_RUN_TAG = "energy_assets/provisional_days"
+WHOLE = "-"
+"""The lineage key of an unpartitioned asset (whole-range artifacts: statistics, sequences)."""
 
 
 def window(before: int, after: int) -> dict[str, Any]:
@@ -229,6 +240,13 @@ class ParquetPartitionIOManager(UPathIOManager):
                 "content_hash": MetadataValue.text(digest),
             }
             provisional = False
+            if key is None and inputs:
+                read = {asset: dict(record.hashes) for asset, record in inputs.items()}
+                per_day["input_fingerprint"] = MetadataValue.text(input_fingerprint(read))
+                # the days read, so a planner can tell later whether they changed
+                per_day["input_days"] = MetadataValue.json(
+                    {asset: sorted(hashes) for asset, hashes in read.items()}
+                )
             if key is not None:
                 read, missing_right, upstream_provisional = day_lineage(key, inputs)
                 provisional = bool(missing_right or upstream_provisional)
@@ -350,26 +368,30 @@ class ParquetPartitionIOManager(UPathIOManager):
         must agree across the loaded days); with `PartitionLoader`, one day at a time."""
         contract = contract_for(_asset_path(context))
         wants_metadata = context.dagster_type.typing_type is FrameWithMetadata
-        if not context.has_asset_partitions:
-            frame = self.load_from_path(context, self._get_path(context))
-            if wants_metadata:
-                return FrameWithMetadata(frame, self._file_metadata(self._get_path(context)))
-            return frame
         record = self._record(context)
+        if not context.has_asset_partitions:
+            path = self._get_path(context)
+            if not self.path_exists(path):
+                raise FileNotFoundError(
+                    f"{_asset_path(context)} is not stored under {self._base_path}; "
+                    "materialize it first, then re-run."
+                )
+            frame, footer = self._read_day(context, path, record, WHOLE)
+            return FrameWithMetadata(frame, footer) if wants_metadata else frame
         own = sorted(context.asset_partition_keys)
         path_of = functools.partial(self.day_path, context.asset_key.path)
         if context.dagster_type.typing_type is PartitionLoader:
 
-            def load(key: str) -> pl.DataFrame:
+            def load(key: str) -> tuple[pl.DataFrame, dict[str, str]]:
                 path = path_of(key)
                 if not self.path_exists(path):
                     raise FileNotFoundError(
                         f"{_asset_path(context)} has no stored partition {key} under "
                         f"{self._base_path}; materialize it first, then re-run."
                     )
-                return self._read_day(context, path, record, key)[0]
+                return self._read_day(context, path, record, key)
 
-            return PartitionLoader(own, load)
+            return PartitionLoader(own, load, lambda key: self.path_exists(path_of(key)))
         before, after = context.definition_metadata.get(WINDOW_KEY, (0, 0))
         first = max(_shift(own[0], -before), FIRST_DAY)
         keys = _days(first, _shift(own[-1], after))

@@ -22,16 +22,23 @@ Covariate groups are kept apart by column prefix: `known_z__<name>` (known in ad
 calendar) and `past_z__<name>` (observed only up to the origin, e.g. weather observations).
 The raw target stays in its original column (e.g. `demand_mw`) for metrics in original units.
 
-Statistics are fitted on the training portion of the range passed to `build_dataset` (one run
-over the whole range). Per-day partitions split from that run all carry the same metadata and
-`run_fingerprint`; partitions from different runs must not be mixed (the loader refuses).
+Per-feature validity (`valid__<name>`, 1 = the covariate had a value at this hour): a missing
+covariate is 0 in z-space (the training mean), and its mask says so, so a model can tell "at the
+mean" from "unknown" (a day-ahead forecast exists only for the hours it was issued for).
+
+Statistics are frozen: `fit_normalization` fits them once on the training window (observed
+target values, non-null covariates) and `build_dataset(..., stats=...)` applies them, so one day
+built alone equals the same day of a build over any range that contains its context (`t` is a
+position on the global grid of `splits.GRID_EPOCH`, split dates are fixed). Every day built with
+the same statistics and configuration carries the same metadata (`statistics_fingerprint`);
+days built with different statistics are refused together (the loader says which).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,13 +48,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from energy_assets.ml.normalize import apply_stats, fit_stats
 from energy_assets.ml.splits import (
+    GRID_EPOCH,
     SPLIT_DTYPE,
+    SplitBounds,
     assert_no_target_leak,
+    position,
     resolve_split_bounds,
+    split_bounds,
     split_of_origin,
 )
 
-DATASET_SCHEMA_VERSION = "ml_dataset/1"
+DATASET_SCHEMA_VERSION = "ml_dataset/2"
+VALID_PREFIX = "valid__"
 TIME = "interval_start_utc"
 TIME_DTYPE = pl.Datetime("us", "UTC")
 HOUR_US = 3_600_000_000
@@ -57,6 +69,7 @@ MASK_POLARITY = {
     "is_pad": "1 = hour absent from the features frame (no data, values 0)",
     "loss_weight": "1.0 = target counts in the loss (is_observed and not is_pad); 0.0 = ignore",
     "window_split": "split of the window whose origin is this row; null = not a kept origin",
+    "valid__<feature>": "1 = the covariate had a value at this hour; 0 = missing (z is 0)",
 }
 
 
@@ -89,8 +102,14 @@ class DatasetConfig(BaseModel):
     origin_offset_hours: int = Field(
         0, ge=0, description="origins are the hours h with (epoch hour - offset) % stride == 0"
     )
+    train_start_utc: datetime | None = Field(
+        None, description="first training hour (midnight); None = the frame's (or grid's) start"
+    )
     val_start_utc: datetime | None = Field(None, description="first validation hour (midnight)")
     test_start_utc: datetime | None = Field(None, description="first test hour (midnight)")
+    test_end_utc: datetime | None = Field(
+        None, description="end of the test split (exclusive); None = open-ended"
+    )
     train_fraction: float = Field(0.7, gt=0, lt=1, description="used when val_start_utc is None")
     val_fraction: float = Field(0.15, gt=0, lt=1, description="used when test_start_utc is None")
     min_target_observed_fraction: float = Field(
@@ -100,12 +119,42 @@ class DatasetConfig(BaseModel):
         0.0, ge=0, le=1, description="drop windows whose context has more padded hours"
     )
 
-    @field_validator("val_start_utc", "test_start_utc")
+    @field_validator("train_start_utc", "val_start_utc", "test_start_utc", "test_end_utc")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is not None and (value.tzinfo is None or value.utcoffset() != timedelta(0)):
             raise ValueError(f"split dates must be timezone-aware UTC, got {value!r}")
         return value
+
+    @property
+    def fixed_splits(self) -> bool:
+        """True when the split dates do not depend on the range being built."""
+        return self.val_start_utc is not None and self.test_start_utc is not None
+
+    def bounds(self, start: datetime | None = None, n_steps: int | None = None) -> SplitBounds:
+        """Split positions: from the dates when fixed, else from fractions of [start, +n_steps)."""
+        if self.fixed_splits:
+            assert self.val_start_utc is not None and self.test_start_utc is not None
+            return split_bounds(
+                horizon=self.horizon,
+                train_start_utc=self.train_start_utc or GRID_EPOCH,
+                val_start_utc=self.val_start_utc,
+                test_start_utc=self.test_start_utc,
+                test_end_utc=self.test_end_utc,
+            )
+        if start is None or n_steps is None:
+            raise ValueError("DatasetConfig without split dates needs the range to split")
+        return resolve_split_bounds(
+            start,
+            n_steps,
+            horizon=self.horizon,
+            train_start_utc=self.train_start_utc,
+            val_start_utc=self.val_start_utc,
+            test_start_utc=self.test_start_utc,
+            test_end_utc=self.test_end_utc,
+            train_fraction=self.train_fraction,
+            val_fraction=self.val_fraction,
+        )
 
 
 @dataclass
@@ -116,6 +165,7 @@ class MLDataset:
     windows: pl.DataFrame
     stats: pl.DataFrame
     metadata: dict[str, Any]
+    counts: dict[str, int] = field(default_factory=dict)
 
     def to_frame(self) -> pl.DataFrame:
         """Series rows with the window index as columns: the single frame to persist.
@@ -196,7 +246,7 @@ def _check_grid(src: pl.DataFrame) -> None:
             f"{off.height} rows of {TIME} are not whole hours, first: "
             f"{off.row(0, named=True)[TIME]}; the dataset expects an hourly grid"
         )
-    same = (pl.col("region_index").diff() == 0) & (pl.col("t").diff() == 0)
+    same = (pl.col("region") == pl.col("region").shift(1)) & (pl.col("t").diff() == 0)
     dups = src.filter(same.fill_null(False))
     if dups.height:
         first = dups.row(0, named=True)
@@ -206,87 +256,131 @@ def _check_grid(src: pl.DataFrame) -> None:
         )
 
 
-def build_dataset(features: pl.DataFrame, spec: FeatureSpec, config: DatasetConfig) -> MLDataset:
-    """Build the dataset from the whole feature range of one run.
-
-    `features`: wide frame per (region, hour) with `interval_start_utc`, `region`,
-    `is_observed`, the target and the covariates named in `spec`. Hours missing for a region
-    become padding rows. Statistics are fitted on the training split of this range only.
-    """
-    _validate(features, spec)
+def _roles(spec: FeatureSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """(column -> role, column -> output column name) of a spec."""
     roles = {spec.target: "target"}
     roles |= {c: "known" for c in spec.known_in_advance}
     roles |= {c: "past" for c in spec.past_only}
     out_name = {spec.target: "target_z"}
     out_name |= {c: f"known_z__{c}" for c in spec.known_in_advance}
     out_name |= {c: f"past_z__{c}" for c in spec.past_only}
-    clash = sorted(set(out_name.values()) & set(roles))
+    clash = sorted((set(out_name.values()) | {VALID_PREFIX + c for c in roles}) & set(roles))
     if clash:
         raise ValueError(f"feature names {clash} clash with generated column names; rename them")
+    return roles, out_name
 
+
+def _source(features: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
+    """The features' rows typed, with `t` (global grid position), checked to be an hourly grid."""
+    _validate(features, spec)
+    roles, _ = _roles(spec)
     src = features.select(
         pl.col(TIME).cast(TIME_DTYPE),
         pl.col("region").cast(pl.Utf8),
         pl.col("is_observed").cast(pl.Boolean),
         *[pl.col(c).cast(pl.Float64) for c in roles],
     )
-    start: datetime = src[TIME].min()  # type: ignore[assignment]
-    end: datetime = src[TIME].max() + timedelta(hours=1)  # type: ignore[operator]
-    n_steps = int((end - start) / timedelta(hours=1))
-    regions = sorted(src["region"].unique().to_list())
-    start_us = int(src[TIME].dt.epoch("us").min())  # type: ignore[arg-type]
+    epoch_us = int(GRID_EPOCH.timestamp() * 1_000_000)
     src = src.with_columns(
-        pl.col("region")
-        .replace_strict(regions, list(range(len(regions))), return_dtype=pl.Int32)
-        .alias("region_index"),
-        ((pl.col(TIME).dt.epoch("us") - start_us) // HOUR_US).cast(pl.Int32).alias("t"),
-        pl.lit(False).alias("is_pad"),
-    ).sort("region_index", "t")
+        ((pl.col(TIME).dt.epoch("us") - epoch_us) // HOUR_US).cast(pl.Int32).alias("t")
+    ).sort("region", "t")
     _check_grid(src)
-    source_hash = frame_hash(src.select(TIME, "region", "is_observed", *roles))
-    if src.height < len(regions) * n_steps:
-        # Hours absent for a region become padding rows, so every region has the same grid.
-        grid = pl.DataFrame(
-            {"region": regions, "region_index": np.arange(len(regions), dtype=np.int32)}
-        ).join(
-            pl.DataFrame(
-                {
-                    TIME: pl.datetime_range(start, end, "1h", closed="left", eager=True).cast(
-                        TIME_DTYPE
-                    ),
-                    "t": np.arange(n_steps, dtype=np.int32),
-                }
-            ),
-            how="cross",
-        )
-        holes = grid.join(src.select("region_index", "t"), on=["region_index", "t"], how="anti")
-        src = pl.concat(
-            [src, holes.with_columns(pl.lit(True).alias("is_pad"))], how="diagonal"
-        ).sort("region_index", "t")
-    grid = src.with_columns(
-        (
-            pl.col("is_observed").fill_null(False)
-            & ~pl.col("is_pad")
-            & pl.col(spec.target).is_not_null()
-            & pl.col(spec.target).is_not_nan()
-        ).alias("is_observed")
+    return src
+
+
+def _observed(target: str) -> pl.Expr:
+    return (
+        pl.col("is_observed").fill_null(False)
+        & ~pl.col("is_pad")
+        & pl.col(target).is_not_null()
+        & pl.col(target).is_not_nan()
     )
 
-    bounds = resolve_split_bounds(
-        start,
-        n_steps,
-        horizon=config.horizon,
-        val_start_utc=config.val_start_utc,
-        test_start_utc=config.test_start_utc,
-        train_fraction=config.train_fraction,
-        val_fraction=config.val_fraction,
+
+def fit_normalization(
+    features: pl.DataFrame, spec: FeatureSpec, config: DatasetConfig
+) -> pl.DataFrame:
+    """Per-region statistics (normalize.STATS_SCHEMA) fitted on the training window only:
+    rows with train_start <= t < val_start, observed values of the target, non-null covariates.
+
+    `features` may hold more than the training window (later rows are ignored); the result is
+    what `build_dataset(..., stats=...)` applies to every day.
+    """
+    src = _source(features, spec)
+    roles, _ = _roles(spec)
+    start: datetime = src[TIME].min()  # type: ignore[assignment]
+    n_steps = int(src["t"].max()) - int(src["t"].min()) + 1  # type: ignore[operator]
+    bounds = config.bounds(start, n_steps)
+    src = src.with_columns(pl.lit(False).alias("is_pad"))
+    src = src.with_columns(_observed(spec.target).alias("is_observed"))
+    train = (pl.col("t") >= bounds.train_start_t) & (pl.col("t") < bounds.val_start_t)
+    if src.filter(train).height == 0:
+        raise ValueError(
+            f"no feature rows in the training window {bounds.train_start_utc} .. "
+            f"{bounds.val_start_utc}: materialize features/hourly for those days first, or "
+            "move pipeline.train_start_utc / val_start_utc"
+        )
+    return fit_stats(src, roles=roles, train=train)
+
+
+def build_dataset(
+    features: pl.DataFrame,
+    spec: FeatureSpec,
+    config: DatasetConfig,
+    stats: pl.DataFrame | None = None,
+    *,
+    grid_start: datetime | None = None,
+    keep: tuple[datetime, datetime] | None = None,
+) -> MLDataset:
+    """Normalised series, masks and window index of the hours in `features`.
+
+    `features`: wide frame per (region, hour) with `interval_start_utc`, `region`,
+    `is_observed`, the target and the covariates named in `spec`. The grid runs from
+    `grid_start` (default: the first hour of `features`) to the last hour of `features`; hours
+    missing for a region become padding rows. `stats` (from `fit_normalization`) are applied as
+    they are; without them they are fitted here on the training window of this frame (a one-off
+    build). Regions without statistics are left out (`regions_without_statistics`). `keep`
+    restricts the returned rows and origins to [keep[0], keep[1]): the rest of `features` is
+    context (an origin's window quality looks `context_length` back and `horizon` ahead).
+    """
+    roles, out_name = _roles(spec)
+    src = _source(features, spec)
+    first = grid_start or src[TIME].min()
+    end: datetime = src[TIME].max() + timedelta(hours=1)  # type: ignore[operator]
+    start_t, end_t = position(first), position(end)  # type: ignore[arg-type]
+    bounds = config.bounds(first, end_t - start_t)  # type: ignore[arg-type]
+    fitted_here = stats is None
+    if stats is None:
+        stats = fit_normalization(features, spec, config)
+    regions = sorted(stats["region"].unique().to_list())
+    unknown = sorted(set(src["region"].unique().to_list()) - set(regions))
+    index = pl.DataFrame(
+        {"region": regions, "region_index": np.arange(len(regions), dtype=np.int32)}
     )
-    stats = fit_stats(grid, roles=roles, train=pl.col("t") < bounds.val_start_t)
-    series = apply_stats(grid, stats, out_name).with_columns(
+    # Every region with statistics gets every hour of the grid; absent hours are padding.
+    grid = index.join(
+        pl.DataFrame({"t": np.arange(start_t, end_t, dtype=np.int32)}), how="cross"
+    ).join(src.drop("region_index", strict=False), on=["region", "t"], how="left")
+    grid = grid.with_columns(
+        pl.col("is_observed").is_null().alias("is_pad"),
+        (pl.lit(GRID_EPOCH).cast(TIME_DTYPE) + pl.duration(hours=pl.col("t").cast(pl.Int64))).alias(
+            TIME
+        ),
+    )
+    grid = grid.with_columns(_observed(spec.target).alias("is_observed"))
+    valid = {
+        c: (~pl.col("is_pad") & pl.col(c).is_not_null() & pl.col(c).is_not_nan()).alias(
+            VALID_PREFIX + c
+        )
+        for c in roles
+        if c != spec.target
+    }
+    series = apply_stats(grid.with_columns(valid.values()), stats, out_name).with_columns(
         [pl.col(c).fill_null(0.0).fill_nan(0.0) for c in out_name.values()]
         + [pl.col("is_observed").cast(pl.Float32).alias("loss_weight")]
     )
     feature_cols = list(out_name.values())
+    valid_cols = [VALID_PREFIX + c for c in valid]
     series = series.select(
         TIME,
         "region",
@@ -294,53 +388,81 @@ def build_dataset(features: pl.DataFrame, spec: FeatureSpec, config: DatasetConf
         "t",
         spec.target,
         *feature_cols,
+        *valid_cols,
         "is_observed",
         "is_pad",
         "loss_weight",
-    )
+    ).sort("region_index", "t")
 
-    windows, counts = _window_index(series, config, bounds)
+    kept_t = None if keep is None else (position(keep[0]), position(keep[1]))
+    windows, counts = _window_index(series, config, bounds, start_t, end_t, kept_t)
     assert_no_target_leak(windows, config.horizon)
+    if kept_t is not None:
+        series = series.filter(pl.col("t").is_between(*kept_t, closed="left"))
 
-    metadata = {
+    metadata = dataset_metadata(spec, config, bounds, stats, regions)
+    metadata["fitted_in_build"] = fitted_here
+    if unknown:
+        metadata["regions_without_statistics"] = unknown
+    return MLDataset(series=series, windows=windows, stats=stats, metadata=metadata, counts=counts)
+
+
+def dataset_metadata(
+    spec: FeatureSpec,
+    config: DatasetConfig,
+    bounds: SplitBounds,
+    stats: pl.DataFrame,
+    regions: list[str],
+) -> dict[str, Any]:
+    """What every day built with these statistics and settings shares (the file footer)."""
+    roles, out_name = _roles(spec)
+    metadata: dict[str, Any] = {
         "schema_version": DATASET_SCHEMA_VERSION,
         "spec": spec.model_dump(mode="json"),
         "config": config.model_dump(mode="json"),
         "regions": regions,
-        "start_utc": start.isoformat(),
-        "end_utc": end.isoformat(),
-        "n_steps": n_steps,
+        "grid_epoch_utc": GRID_EPOCH.isoformat(),
         "split_bounds": bounds.to_dict(),
-        "window_counts": counts,
         "feature_columns": {
             "raw_target": spec.target,
             "target": "target_z",
             "known": [out_name[c] for c in spec.known_in_advance],
             "past": [out_name[c] for c in spec.past_only],
-            "all": feature_cols,
+            "all": list(out_name.values()),
+            "valid": [VALID_PREFIX + c for c in roles if c != spec.target],
             "source_names": {v: k for k, v in out_name.items()},
         },
         "normalization": {
             "method": "per-region z-score (population std), Float32 outputs",
             "fitted_on": (
-                f"rows with t < {bounds.val_start_t} ({bounds.val_start_utc}) of this run; "
-                "target rows only where is_observed; covariates on non-null non-pad rows"
+                f"rows {bounds.train_start_utc} <= t < {bounds.val_start_utc}; target rows "
+                "only where is_observed; covariates on non-null rows"
             ),
             "stats": stats.to_dicts(),
+            "stats_hash": frame_hash(stats),
         },
         "masks": MASK_POLARITY,
-        "source_hash": source_hash,
     }
-    metadata["run_fingerprint"] = hashlib.sha256(
+    metadata["statistics_fingerprint"] = hashlib.sha256(
         json.dumps(metadata, sort_keys=True, default=str).encode()
     ).hexdigest()
-    return MLDataset(series=series, windows=windows, stats=stats, metadata=metadata)
+    return metadata
 
 
 def _window_index(
-    series: pl.DataFrame, config: DatasetConfig, bounds: Any
+    series: pl.DataFrame,
+    config: DatasetConfig,
+    bounds: Any,
+    start_t: int,
+    end_t: int,
+    keep: tuple[int, int] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Forecast origins with their split and quality fractions (vectorised per region)."""
+    """Forecast origins with their split and quality fractions (vectorised per region).
+
+    An origin is a candidate when its whole context and target lie on the grid
+    [start_t, end_t); the grid of a day's build ends where the stored data ends, so an origin
+    whose target is not stored yet is left for the refresh of that (provisional) day.
+    """
     ctx, h = config.context_length, config.horizon
     epoch_hour = pl.col(TIME).dt.epoch("us") // HOUR_US
     # Inclusive cumulative sums c per region: sum over [a, b) = c[b-1] - c[a-1].
@@ -367,16 +489,21 @@ def _window_index(
     )
     candidates = scored.filter(
         pl.col("_aligned")
-        & (pl.col("origin_t") >= ctx)
-        & (pl.col("origin_t") + h <= bounds.n_steps)
+        & (pl.col("origin_t") - ctx >= start_t)
+        & (pl.col("origin_t") + h <= end_t)
     ).with_columns(split_of_origin(pl.col("origin_t"), h, bounds).alias("split"))
-    straddling = candidates.filter(pl.col("split").is_null()).height
-    in_split = candidates.filter(pl.col("split").is_not_null())
     min_obs = max(1, int(np.ceil(config.min_target_observed_fraction * h - 1e-9)))
-    kept = in_split.filter(
-        (pl.col("target_observed_fraction") * h >= min_obs - 1e-3)
-        & (pl.col("context_pad_fraction") <= config.max_context_pad_fraction + 1e-6)
-    ).select(
+    quality = (pl.col("target_observed_fraction") * h >= min_obs - 1e-3) & (
+        pl.col("context_pad_fraction") <= config.max_context_pad_fraction + 1e-6
+    )
+    if keep is not None:
+        candidates = candidates.filter(pl.col("origin_t").is_between(*keep, closed="left"))
+    in_split = candidates.filter(pl.col("split").is_not_null())
+    counts = {
+        "dropped_straddling": candidates.height - in_split.height,
+        "dropped_quality": in_split.filter(~quality).height,
+    }
+    kept = in_split.filter(quality).select(
         "region",
         "region_index",
         TIME,
@@ -385,10 +512,11 @@ def _window_index(
         "target_observed_fraction",
         "context_pad_fraction",
     )
-    counts = {s: kept.filter(pl.col("split") == s).height for s in ("train", "val", "test")}
-    counts["dropped_straddling"] = straddling
-    counts["dropped_quality"] = in_split.height - kept.height
-    return kept.sort("region_index", "origin_t"), counts
+    kept = kept.sort("region_index", "origin_t")
+    counts = {
+        s: kept.filter(pl.col("split") == s).height for s in ("train", "val", "test")
+    } | counts
+    return kept, counts
 
 
 def partition_by_day(frame: pl.DataFrame, column: str = TIME) -> dict[str, pl.DataFrame]:
@@ -416,6 +544,15 @@ def check_dataset(frame: pl.DataFrame, metadata: dict[str, Any]) -> dict[str, An
     checks["padding_has_zero_features"] = bool(
         all((pads[c] == 0).all() for c in metadata["feature_columns"]["all"])
     )
+    valid = metadata["feature_columns"].get("valid", [])
+    checks["invalid_covariates_are_zero"] = bool(
+        all(
+            (frame.filter(~pl.col(m))[f"{kind}_z__{m[len(VALID_PREFIX) :]}"] == 0).all()
+            for m in valid
+            for kind in ("known", "past")
+            if f"{kind}_z__{m[len(VALID_PREFIX) :]}" in frame.columns
+        )
+    )
     windows = frame.filter(pl.col("window_split").is_not_null()).select(
         pl.col("t").alias("origin_t"), pl.col("window_split").alias("split")
     )
@@ -425,8 +562,11 @@ def check_dataset(frame: pl.DataFrame, metadata: dict[str, Any]) -> dict[str, An
     except AssertionError:
         checks["no_target_overlap_between_splits"] = False
     bounds = metadata["split_bounds"]
-    train = frame.filter(pl.col("t") < bounds["val_start_t"])
-    complete_train = train.height == len(metadata["regions"]) * bounds["val_start_t"]
+    train = frame.filter(
+        pl.col("t").is_between(bounds["train_start_t"], bounds["val_start_t"], closed="left")
+    )
+    span = bounds["val_start_t"] - bounds["train_start_t"]
+    complete_train = train.height == len(metadata["regions"]) * span
     if complete_train:
         raw = metadata["feature_columns"]["raw_target"]
         got = (

@@ -190,15 +190,16 @@ def _read_tables(
     blobs = [pl.read_parquet_metadata(p).get(PARQUET_METADATA_KEY) for p in paths]
     if blobs.count(blobs[0]) != len(blobs):
         fingerprints = {
-            str(p): decode_parquet_metadata({PARQUET_METADATA_KEY: b}).get("run_fingerprint")
+            str(p): decode_parquet_metadata({PARQUET_METADATA_KEY: b}).get("statistics_fingerprint")
             for p, b in zip(paths, blobs, strict=True)
             if b is not None
         }
         if len(set(fingerprints.values())) != 1 or None in blobs:
             raise ValueError(
-                f"partitions come from different dataset runs (run_fingerprint differs or is "
-                f"missing among {len(paths)} files, e.g. {paths[0]}); statistics would be "
-                "inconsistent: rematerialise the whole range in one run"
+                f"partitions were normalised with different statistics or settings "
+                f"(statistics_fingerprint differs or is missing among {len(paths)} files, e.g. "
+                f"{paths[0]}): re-materialize the stale ml/dataset days (the UI marks them "
+                "stale) so they share the current ml/normalization"
             )
     first = decode_parquet_metadata({PARQUET_METADATA_KEY: blobs[0]} if blobs[0] else None)
     # polars reads the files in parallel and keeps one chunk per file: no concatenation copy.
@@ -213,18 +214,24 @@ def load_dataset_tensors(
     """`ml/dataset` partitions (or the in-memory `MLDataset.to_frame()`) -> `DatasetTensors`.
 
     Rows may come in any order (e.g. day partitions): each row is written to position
-    region_index * T + t of the [R, T] grid. Missing hours stay 0 with is_pad = 0, so load
-    the whole run's range for complete tensors.
+    region_index * T + (t - first t) of the [R, T] grid, T spanning the loaded hours. Missing
+    hours stay 0 with is_pad = 0, so load a contiguous range of days for complete tensors.
+    `window_origin` is relative to the first loaded hour (metadata `first_t`).
     """
     table, meta = _read_tables(source, metadata)
-    n_regions, n_steps = len(meta["regions"]), int(meta["n_steps"])
     cols = meta["feature_columns"]
     region_index = table.column("region_index").to_numpy().astype(np.int64, copy=False)
-    t = table.column("t").to_numpy().astype(np.int64, copy=False)
-    if region_index.size and (region_index.max() >= n_regions or t.max() >= n_steps or t.min() < 0):
+    # `t` is a position on the global grid: the tensors start at the first loaded hour.
+    t_global = table.column("t").to_numpy().astype(np.int64, copy=False)
+    first_t = int(t_global.min()) if t_global.size else 0
+    n_regions = len(meta["regions"])
+    n_steps = int(t_global.max()) - first_t + 1 if t_global.size else 0
+    t = t_global - first_t
+    meta = {**meta, "first_t": first_t, "n_steps": n_steps}
+    if region_index.size and region_index.max() >= n_regions:
         raise ValueError(
-            f"rows address region_index up to {region_index.max()} and t up to {t.max()}, "
-            f"beyond the metadata grid ({n_regions} regions x {n_steps} hours)"
+            f"rows address region_index up to {region_index.max()}, beyond the metadata's "
+            f"{n_regions} regions"
         )
     rows = region_index * n_steps + t
     if rows.size == n_regions * n_steps and np.array_equal(rows, np.arange(rows.size)):
@@ -254,7 +261,7 @@ def load_dataset_tensors(
         is_pad=plane("is_pad", mx.bool_),
         loss_weight=plane("loss_weight"),
         window_region=mx.array(windows["region_index"].to_numpy().astype(np.int32)),
-        window_origin=mx.array(windows["t"].to_numpy().astype(np.int32)),
+        window_origin=mx.array((windows["t"].to_numpy() - first_t).astype(np.int32)),
         window_split=mx.array(split_codes.to_numpy().astype(np.int32)),
         metadata=meta,
     )

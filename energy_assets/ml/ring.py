@@ -270,15 +270,18 @@ TOKEN_KEY_COLUMNS = (
 )
 
 
-def _split_filter(split: str, bounds: dict[str, int]) -> pl.Expr:
+def _split_filter(split: str, bounds: dict[str, Any]) -> pl.Expr:
+    """Rows whose hour lies in the split's period (the whole split window for "all")."""
     t = pl.col("t")
+    test_end = bounds.get("test_end_t")
+    before_end = pl.lit(True) if test_end is None else t < test_end
     if split == "train":
-        return t < bounds["val_start_t"]
+        return t.is_between(bounds["train_start_t"], bounds["val_start_t"], closed="left")
     if split == "val":
-        return (t >= bounds["val_start_t"]) & (t < bounds["test_start_t"])
+        return t.is_between(bounds["val_start_t"], bounds["test_start_t"], closed="left")
     if split == "test":
-        return t >= bounds["test_start_t"]
-    return pl.lit(True)
+        return (t >= bounds["test_start_t"]) & before_end
+    return (t >= bounds["train_start_t"]) & before_end
 
 
 def build_ring_segments(
@@ -392,10 +395,23 @@ def build_ring_segments(
     real_counts = (
         real.group_by("sequence_id").len().sort("sequence_id")["len"].cast(pl.Int64).to_list()
     )
-    first_sequence_segments = tokens.filter(pl.col("sequence_id") == 0).sort("position_id")
-    report, balance = load_balance_report(
-        first_sequence_segments["segment_id"].to_numpy(), p, causal=True
-    )
+    # Causal work per rank of every sequence, per layout: the worst sequence is what a
+    # training step waits for (packed segments make zigzag uneven, see the README).
+    worst: dict[str, dict[str, float]] = {}
+    report, balance = None, {}
+    for (sequence,), one in (
+        tokens.sort("position_id")
+        .partition_by("sequence_id", as_dict=True, maintain_order=True)
+        .items()
+    ):
+        frame, summary = load_balance_report(one["segment_id"].to_numpy(), p, causal=True)
+        if sequence == 0:
+            report, balance = frame, summary
+        for layout_name, figures in summary.items():
+            into = worst.setdefault(layout_name, dict.fromkeys(figures, 0.0))
+            for name, value in figures.items():
+                into[name] = max(into[name], value)
+    assert report is not None
     metadata: dict[str, Any] = {
         "schema_version": RING_SCHEMA_VERSION,
         "layout": layout,
@@ -418,11 +434,11 @@ def build_ring_segments(
         "epoch_order": np.random.Generator(np.random.PCG64(config.seed))
         .permutation(n_sequences)
         .tolist(),
-        "source_hash": dataset_metadata["source_hash"],
         "dataset_schema_version": dataset_metadata["schema_version"],
-        "dataset_run_fingerprint": dataset_metadata.get("run_fingerprint"),
+        "dataset_statistics_fingerprint": dataset_metadata.get("statistics_fingerprint"),
         "config": config.model_dump(mode="json"),
         "load_balance_first_sequence": balance,
+        "load_balance_worst_sequence": worst,
         "load_balance_first_sequence_per_rank": report.to_dicts(),
         "load_balance_unpacked": load_balance_report(np.zeros(n_pad, np.int32), p)[1],
         "masks": {

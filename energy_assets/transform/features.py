@@ -9,9 +9,12 @@ Roles:
 - `target`: what a model predicts (`demand_mw`, filled) and its reported value;
 - `mask`: `is_observed`, true where the target was observed rather than imputed (weight the
   loss or score with it);
-- `known_in_advance`: known before the hour starts: calendar, the day-ahead forecast, and
-  weather (the observed reanalysis value stands in for a weather forecast);
-- `past_only`: computed from strictly earlier hours (lags, trailing windows ending at t - 1 h).
+- `known_in_advance`: known before the hour starts: calendar, holidays, and the BA's day-ahead
+  demand forecast (null where none was issued: known in advance only for the hours it covers);
+- `past_only`: known only once the hour has passed: observed weather (a reanalysis of what
+  happened, not a forecast: using it for future hours would leak them) and everything computed
+  from earlier hours (lags, trailing windows ending at t - 1 h). A forecast issued at an
+  origin may read these for hours before the origin only.
 
 Lags and rolling statistics are computed over the whole window, so a target day's first hours
 use the previous days' values. A daily partition should load `FeatureConfig.context_days` (8)
@@ -115,13 +118,13 @@ def feature_columns(config: FeatureConfig | None = None) -> dict[str, FeatureCol
             "known_in_advance", f64, mw, f"{cfg.forecast_series} (imputed), null if absent"
         ),
         "temperature_c": FeatureColumn(
-            "known_in_advance", f64, c, f"{cfg.temperature_series} at the region's point"
+            "past_only", f64, c, f"{cfg.temperature_series} at the region's point"
         ),
         "heating_degree_hours_c": FeatureColumn(
-            "known_in_advance", f64, c, f"max(0, {cfg.degree_base_c:g} - temperature)"
+            "past_only", f64, c, f"max(0, {cfg.degree_base_c:g} - temperature)"
         ),
         "cooling_degree_hours_c": FeatureColumn(
-            "known_in_advance", f64, c, f"max(0, temperature - {cfg.degree_base_c:g})"
+            "past_only", f64, c, f"max(0, temperature - {cfg.degree_base_c:g})"
         ),
     }
     for lag in cfg.lag_hours:

@@ -15,6 +15,7 @@ from energy_assets.ml.dataset import (
     MLDataset,
     build_dataset,
     check_dataset,
+    fit_normalization,
     partition_by_day,
 )
 from energy_assets.ml.normalize import denormalize
@@ -63,7 +64,7 @@ def test_straddling_origins_are_dropped_not_relabelled():
     horizon = 6
     _, ds = _build(24 * 30, horizon=horizon, stride=1, min_target_observed_fraction=0.0)
     # Stride 1: origins in (T - horizon, T) straddle each of the two boundaries in each region.
-    assert ds.metadata["window_counts"]["dropped_straddling"] == 2 * (horizon - 1) * len(REGIONS)
+    assert ds.counts["dropped_straddling"] == 2 * (horizon - 1) * len(REGIONS)
 
 
 def test_statistics_use_only_training_rows_with_observed_target():
@@ -98,7 +99,7 @@ def test_statistics_ignore_later_splits_and_imputed_values():
     )
     again = build_dataset(poisoned, SPEC, DatasetConfig(**ds.metadata["config"]))
     assert again.stats.equals(ds.stats)
-    assert again.metadata["source_hash"] != ds.metadata["source_hash"]
+    assert not again.series.equals(ds.series)  # the later values themselves did change
 
 
 def test_imputed_targets_stay_as_inputs_with_zero_loss_weight():
@@ -120,7 +121,7 @@ def test_imputed_targets_stay_as_inputs_with_zero_loss_weight():
 
 def test_missing_hours_become_padding_rows_on_a_complete_grid():
     features, ds = _build()
-    n_steps = ds.metadata["n_steps"]
+    n_steps = ds.series["t"].n_unique()
     assert ds.series.height == len(REGIONS) * n_steps
     absent = len(REGIONS) * n_steps - features.height
     assert absent > 0 and ds.series["is_pad"].sum() == absent
@@ -172,7 +173,7 @@ def test_frame_round_trip_and_day_partitions_rebuild_the_dataset():
     _, ds = _build()
     frame = ds.to_frame()
     parts = partition_by_day(frame)
-    assert len(parts) == ds.metadata["n_steps"] // 24
+    assert len(parts) == ds.series["t"].n_unique() // 24
     for day, part in parts.items():
         assert (part["interval_start_utc"].dt.date().cast(pl.Utf8) == day).all()
     rebuilt = MLDataset.from_frame(pl.concat(list(parts.values())[::-1]), ds.metadata)
@@ -190,7 +191,7 @@ def test_build_is_deterministic():
         DatasetConfig(**ds.metadata["config"]),
     )
     assert again.series.equals(ds.series)
-    assert again.metadata["run_fingerprint"] == ds.metadata["run_fingerprint"]
+    assert again.metadata["statistics_fingerprint"] == ds.metadata["statistics_fingerprint"]
 
 
 @pytest.mark.parametrize(
@@ -216,13 +217,22 @@ def test_bad_features_are_rejected_with_a_clear_message(mutate, message):
         build_dataset(mutate(features), SPEC, DatasetConfig(context_length=24, horizon=24))
 
 
-def test_split_dates_outside_the_range_are_rejected():
+def test_split_dates_out_of_order_are_rejected():
     features = synthetic_features(REGIONS, 24 * 10)
     cfg = DatasetConfig(
         context_length=24,
         horizon=24,
-        val_start_utc=datetime(2030, 1, 1, tzinfo=UTC),
-        test_start_utc=datetime(2030, 2, 1, tzinfo=UTC),
+        val_start_utc=datetime(2030, 2, 1, tzinfo=UTC),
+        test_start_utc=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    with pytest.raises(ValueError, match="must satisfy"):
+        build_dataset(features, SPEC, cfg)
+
+
+def test_fractional_split_dates_outside_the_range_are_rejected():
+    features = synthetic_features(REGIONS, 24 * 10)
+    cfg = DatasetConfig(
+        context_length=24, horizon=24, val_start_utc=datetime(2030, 1, 1, tzinfo=UTC)
     )
     with pytest.raises(ValueError, match="strictly inside"):
         build_dataset(features, SPEC, cfg)
@@ -237,7 +247,9 @@ def test_dataset_check_passes_on_a_build_and_catches_damage():
     for part in list(partition_by_day(frame).values())[:3]:
         assert check_dataset(part, ds.metadata)["passed"]
     skewed = frame.with_columns(
-        pl.when(pl.col("t") == 5).then(pl.col("demand_mw") + 1e4).otherwise(pl.col("demand_mw"))
+        pl.when(pl.col("t") == frame["t"].min() + 5)
+        .then(pl.col("demand_mw") + 1e4)
+        .otherwise(pl.col("demand_mw"))
     )
     assert not check_dataset(skewed, ds.metadata)["checks"][
         "target_stats_from_observed_training_rows"
@@ -252,7 +264,7 @@ def test_dataset_check_passes_on_a_build_and_catches_damage():
     assert not check_dataset(leaky, ds.metadata)["checks"]["loss_weight_is_observed_and_not_pad"]
     # A validation origin inside the training period: its targets are training hours.
     overlapping = frame.with_columns(
-        pl.when(pl.col("t") == 100)
+        pl.when(pl.col("t") == frame["t"].min() + 100)
         .then(pl.lit("val"))
         .otherwise(pl.col("window_split").cast(pl.Utf8))
         .cast(pl.Enum(["train", "val", "test"]))
@@ -273,3 +285,70 @@ def test_covariate_null_everywhere_becomes_zero_but_a_target_without_data_raises
     assert (ds.series["known_z__demand_forecast_da_mw"] == 0).all()
     with pytest.raises(ValueError, match="no observed training rows of the target"):
         build_dataset(features.with_columns(pl.lit(False).alias("is_observed")), spec, cfg)
+
+
+FIXED = {
+    "train_start_utc": START,
+    "val_start_utc": START + timedelta(days=20),
+    "test_start_utc": START + timedelta(days=30),
+    "test_end_utc": START + timedelta(days=40),
+}
+
+
+def test_a_day_built_alone_with_frozen_statistics_equals_the_same_day_of_a_whole_build():
+    features = synthetic_features(REGIONS, 24 * 40, seed=4, drop_fraction=0.02)
+    cfg = DatasetConfig(context_length=48, horizon=24, max_context_pad_fraction=0.2, **FIXED)
+    stats = fit_normalization(features, SPEC, cfg)
+    whole = build_dataset(features, SPEC, cfg, stats=stats)
+    for offset in (3, 19, 20, 29, 38, 39):  # inside splits, at each boundary, at the data's end
+        day = START + timedelta(days=offset)
+        context = features.filter(
+            pl.col("interval_start_utc").is_between(
+                day - timedelta(days=2), day + timedelta(days=2), closed="left"
+            )
+        )
+        alone = build_dataset(
+            context, SPEC, cfg, stats=stats, grid_start=day - timedelta(days=2),
+            keep=(day, day + timedelta(days=1)),
+        )  # fmt: skip
+        same_day = pl.col("interval_start_utc").is_between(day, day + timedelta(days=1), "left")
+        assert alone.to_frame().equals(whole.to_frame().filter(same_day)), day
+        assert alone.metadata["statistics_fingerprint"] == whole.metadata["statistics_fingerprint"]
+
+
+def test_statistics_come_from_the_training_window_only():
+    features = synthetic_features(REGIONS, 24 * 40, seed=5)
+    cfg = DatasetConfig(context_length=48, horizon=24, **FIXED)
+    stats = fit_normalization(features, SPEC, cfg)
+    outside = ~pl.col("interval_start_utc").is_between(
+        FIXED["train_start_utc"], FIXED["val_start_utc"], closed="left"
+    )
+    poisoned = features.with_columns(
+        pl.when(outside).then(pl.col("demand_mw") * 7).otherwise(pl.col("demand_mw"))
+    )
+    assert fit_normalization(poisoned, SPEC, cfg).equals(stats)
+    later = features.with_columns(pl.col("interval_start_utc") + timedelta(days=100))
+    with pytest.raises(ValueError, match="no feature rows in the training window"):
+        fit_normalization(later, SPEC, cfg)
+
+
+def test_missing_covariates_are_zero_with_a_validity_mask():
+    features = synthetic_features(REGIONS, 24 * 40, seed=6)
+    holes = pl.col("interval_start_utc").dt.hour() == 7
+    features = features.with_columns(
+        pl.when(holes).then(None).otherwise(pl.col("temperature_c")).alias("temperature_c")
+    )
+    ds = build_dataset(features, SPEC, DatasetConfig(context_length=48, horizon=24, **FIXED))
+    missing = ds.series.filter(~pl.col("valid__temperature_c"))
+    assert missing.height == len(REGIONS) * 40 and (missing["past_z__temperature_c"] == 0).all()
+    assert ds.series.filter(~holes)["valid__temperature_c"].all()
+    assert check_dataset(ds.to_frame(), ds.metadata)["checks"]["invalid_covariates_are_zero"]
+
+
+def test_regions_without_statistics_are_left_out_and_named():
+    features = synthetic_features(REGIONS, 24 * 40, seed=7)
+    cfg = DatasetConfig(context_length=48, horizon=24, **FIXED)
+    stats = fit_normalization(features.filter(pl.col("region") != "CCC"), SPEC, cfg)
+    ds = build_dataset(features, SPEC, cfg, stats=stats)
+    assert ds.metadata["regions_without_statistics"] == ["CCC"]
+    assert sorted(ds.series["region"].unique()) == ["AAA", "BBB"]

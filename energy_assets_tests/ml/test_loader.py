@@ -45,8 +45,8 @@ def test_parquet_metadata_blob_round_trips_and_is_visible_to_pyarrow_file_metada
     assert loader.read_parquet_metadata(path) == dataset.metadata
     schema_meta = pq.read_metadata(path).metadata  # file key-value metadata
     assert (
-        loader.decode_parquet_metadata(schema_meta)["run_fingerprint"]
-        == (dataset.metadata["run_fingerprint"])
+        loader.decode_parquet_metadata(schema_meta)["statistics_fingerprint"]
+        == (dataset.metadata["statistics_fingerprint"])
     )
     with pytest.raises(KeyError, match=r"energy_assets\.ml"):
         loader.decode_parquet_metadata({b"other": b"{}"})
@@ -56,7 +56,7 @@ def test_day_partitions_in_any_order_load_to_the_grid_tensors(dataset, tmp_path)
     paths = _day_files(dataset, tmp_path)
     rng = np.random.default_rng(0)
     tensors = loader.load_dataset_tensors([paths[i] for i in rng.permutation(len(paths))])
-    r, t = len(REGIONS), dataset.metadata["n_steps"]
+    r, t = len(REGIONS), dataset.series["t"].n_unique()
     series = dataset.series.sort("region_index", "t")
     expected = {
         "target": series["target_z"].to_numpy().reshape(r, t),
@@ -77,7 +77,9 @@ def test_day_partitions_in_any_order_load_to_the_grid_tensors(dataset, tmp_path)
         assert got.shape == want.shape, name
         np.testing.assert_array_equal(got, want, err_msg=name)
     windows = dataset.windows.sort("region_index", "origin_t")
-    assert np.array_equal(np.array(tensors.window_origin), windows["origin_t"].to_numpy())
+    first_t = dataset.series["t"].min()
+    assert tensors.metadata["first_t"] == first_t
+    assert np.array_equal(np.array(tensors.window_origin), windows["origin_t"].to_numpy() - first_t)
     codes = windows["split"].cast(pl.Utf8).replace_strict(loader.SPLIT_CODES).to_numpy()
     assert np.array_equal(np.array(tensors.window_split), codes)
 
@@ -117,11 +119,11 @@ def test_columns_to_mx_scatters_rows_and_converts_dtypes():
     assert np.isnan(np.array(with_null)[1, 0])
 
 
-def test_partitions_from_different_runs_are_refused(dataset, tmp_path):
+def test_days_normalised_with_different_statistics_are_refused(dataset, tmp_path):
     paths = _day_files(dataset, tmp_path)
-    other = dict(dataset.metadata, run_fingerprint="another-run")
+    other = dict(dataset.metadata, statistics_fingerprint="other-statistics")
     loader.write_parquet(pl.read_parquet(paths[0]), paths[0], other)
-    with pytest.raises(ValueError, match="different dataset runs"):
+    with pytest.raises(ValueError, match="different statistics"):
         loader.load_dataset_tensors(paths)
 
 
@@ -150,8 +152,9 @@ def test_gathered_batch_matches_series_slices_and_keeps_past_covariates_in_the_p
         dataset.windows.sort("region_index", "origin_t")[ids].iter_rows(named=True)
     ):
         rows = series.filter(pl.col("region_index") == w["region_index"]).sort("t")
-        past = rows.slice(w["origin_t"] - ctx, ctx)
-        future = rows.slice(w["origin_t"], h)
+        origin = w["origin_t"] - rows["t"].min()
+        past = rows.slice(origin - ctx, ctx)
+        future = rows.slice(origin, h)
         np.testing.assert_array_equal(np.array(batch["past_target"][b]), past["target_z"])
         np.testing.assert_array_equal(np.array(batch["future_target"][b]), future["target_z"])
         np.testing.assert_array_equal(

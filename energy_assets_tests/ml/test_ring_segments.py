@@ -115,7 +115,7 @@ def test_segments_follow_regions_and_positions_restart_per_segment(dataset):
     assert (per_segment["regions"] == 1).all()
     assert (per_segment["first"] == 0).all()
     assert (per_segment["t_gaps"] == 0).all() and (per_segment["offsets"] == 1).all()
-    assert per_segment.height > dataset.metadata["n_steps"] * len(REGIONS) // 500
+    assert per_segment.height > dataset.series["t"].n_unique() * len(REGIONS) // 500
 
 
 def test_metadata_is_self_describing_json(dataset):
@@ -135,14 +135,17 @@ def test_metadata_is_self_describing_json(dataset):
         "normalization",
         "split",
         "seed",
-        "source_hash",
+        "dataset_statistics_fingerprint",
+        "load_balance_worst_sequence",
         "schema_version",
         "epoch_order",
     ):
         assert key in meta, key
     assert meta["chunk_size"] * 2 * meta["world_size"] == meta["n_padded"]
     assert sorted(meta["epoch_order"]) == list(range(meta["n_sequences"]))
-    assert meta["source_hash"] == dataset.metadata["source_hash"]
+    assert meta["dataset_statistics_fingerprint"] == dataset.metadata["statistics_fingerprint"]
+    worst, first = meta["load_balance_worst_sequence"], meta["load_balance_first_sequence"]
+    assert all(worst[k]["valid_max_over_min"] >= first[k]["valid_max_over_min"] for k in worst)
     again = build_ring_segments(dataset.series, dataset.metadata, cfg)
     assert again.tokens.equals(seg.tokens) and again.metadata == seg.metadata
 
