@@ -239,7 +239,7 @@ def execute(settings, args, say=SAY) -> int:
     if getattr(args, "dry_run", False):
         _describe(planned, say)
         return 0
-    if args.command == "checks" and planned.not_stored and not planned.runs:
+    if args.command == "checks" and planned.not_stored and not any(r.days for r in planned.runs):
         print(
             f"error: no stored partition of {len(planned.not_stored)} selected asset(s) in "
             f"{first}..{last}: nothing to check; materialize them first "

@@ -53,19 +53,22 @@ def freshness_selection(automation) -> AssetSelection | None:
 
 def pipeline_resource(settings: Settings) -> PipelineResource:
     """The `pipeline:` block with the ML split dates the file leaves out taken from its range:
-    training from `start`, validation from 70 % and test from 85 % of it (whole days), test
-    ending the day after `end`. Fixed dates keep the frozen statistics and every day's split
+    training from `start`, validation from 70 % and test from 85 % of it (whole days, each
+    split at least one day), test ending the day after `end`. Fixed dates keep the frozen statistics and every day's split
     independent of which days a run covers."""
     days = (settings.end - settings.start).days + 1
+    val = max(1, min(int(days * 0.7), days - 2))
+    test = max(val + 1, min(int(days * 0.85), days - 1))
     derived = {
         "train_start_utc": settings.start,
-        "val_start_utc": settings.start + timedelta(days=max(1, int(days * 0.7))),
-        "test_start_utc": settings.start + timedelta(days=max(2, int(days * 0.85))),
-        "test_end_utc": settings.end + timedelta(days=1),
+        "val_start_utc": settings.start + timedelta(days=val),
+        "test_start_utc": settings.start + timedelta(days=test),
+        # a range too short for three splits leaves the test period open
+        "test_end_utc": settings.end + timedelta(days=1) if days >= 3 else None,
     }
     given = dict(settings.pipeline)
     for name, day in derived.items():
-        if given.get(name) is None:
+        if given.get(name) is None and day is not None:
             given[name] = f"{day.isoformat()}T00:00:00+00:00"
     return PipelineResource(**given)
 

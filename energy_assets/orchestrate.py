@@ -61,6 +61,8 @@ PID_TAG = "energy_assets/pid"
 HOST_TAG = "energy_assets/host"
 STARTED_TAG = "energy_assets/process_started"
 PLAN_TAG = "energy_assets/plan"
+ASSETS_TAG = "energy_assets/assets"
+"""The assets a CLI run writes (`execute_job` of a job subset records no asset selection)."""
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -469,12 +471,18 @@ def _run_days(run) -> tuple[str, str] | None:
     return None
 
 
+def run_assets(run) -> set[AssetKey]:
+    """The assets a run launched by this CLI writes (from its tag)."""
+    text = run.tags.get(ASSETS_TAG, "")
+    return {AssetKey(name.split("/")) for name in text.split(",") if name}
+
+
 def refuse_overlap(instance: DagsterInstance, planned: Plan) -> None:
     """Two writers of the same partitions would leave the store mixed: refuse at launch."""
     wanted = {k: (v[0], v[-1]) for k, v in planned.targeted.items()}
     for run in instance.get_runs(RunsFilter(statuses=IN_PROGRESS)):
         span = _run_days(run)
-        assets = set(run.asset_selection or ())
+        assets = set(run.asset_selection or ()) | run_assets(run)
         if not assets:
             continue
         for key in assets & set(wanted):
@@ -589,6 +597,7 @@ def launch(
         HOST_TAG: socket.gethostname(),
         STARTED_TAG: f"{me.create_time():.3f}",
         PLAN_TAG: tag,
+        ASSETS_TAG: ",".join(k.to_user_string() for k in planned_run.assets),
     }
     if planned_run.assets:
         job = reconstructable_job("main_job").get_subset(

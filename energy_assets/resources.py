@@ -219,7 +219,7 @@ class PipelineResource(ConfigurableResource):
     )
     @classmethod
     def _day(cls, value: object) -> str | None:
-        """A YAML date, a datetime or an ISO text: kept as ISO text of a whole UTC day."""
+        """A YAML date, a datetime or an ISO text: kept as ISO text of a whole UTC hour."""
         if value is None:
             return None
         if isinstance(value, datetime):
@@ -233,9 +233,9 @@ class PipelineResource(ConfigurableResource):
                 raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
             moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         if moment.utcoffset() != timedelta(0) or moment != moment.replace(
-            hour=0, minute=0, second=0, microsecond=0
+            minute=0, second=0, microsecond=0
         ):
-            raise ValueError(f"{value!r}: split dates are whole UTC days (midnight UTC)")
+            raise ValueError(f"{value!r}: split dates are whole UTC hours (YYYY-MM-DD is midnight)")
         return moment.isoformat()
 
     @model_validator(mode="after")

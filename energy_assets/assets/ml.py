@@ -97,8 +97,8 @@ def dataset_config(pipeline: PipelineResource) -> DatasetConfig:
 
 
 def _days(first: datetime, end: datetime) -> list[str]:
-    """UTC days of [first, end)."""
-    count = (end.date() - first.date()).days
+    """UTC days that hold an hour of [first, end)."""
+    count = (end.date() - first.date()).days + (1 if end.time() != datetime.min.time() else 0)
     return [(first.date() + timedelta(days=i)).isoformat() for i in range(count)]
 
 

@@ -17,18 +17,23 @@ from energy_assets.io.parquet import partition_path
 from energy_assets_tests.ops.conftest import DAYS, FIRST, LAST
 
 PROGRESS = re.compile(
-    r"^\[(?P<i>\d+)/(?P<n>\d+)\] (?P<layer>.+?)\s+(?P<a>\d{4}-\d\d-\d\d)\.\.(?P<b>\d{4}-\d\d-\d\d)"
+    r"^\[(?P<i>\d+)/(?P<n>\d+)\] (?P<layer>.+?)\s+"
+    r"(?:(?P<a>\d{4}-\d\d-\d\d)\.\.(?P<b>\d{4}-\d\d-\d\d)|whole range)"
     r"\s+(?P<done>\d+)/(?P<total>\d+) partition-steps\s+(?P<rate>[\d.]+)/s"
 )
 
 
-def asset_keys(config) -> list[str]:
+def asset_keys(config, daily: bool | None = True) -> list[str]:
+    """Materializable asset keys: daily ones (True), whole-range ones (False) or all (None)."""
     from energy_assets.definitions import build_definitions
     from energy_assets.settings import load_settings
 
     graph = build_definitions(load_settings(config)).resolve_asset_graph()
     return sorted(
-        k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_materializable
+        k.to_user_string()
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).is_materializable
+        and (daily is None or (graph.get(k).partitions_def is not None) == daily)
     )
 
 
@@ -54,20 +59,29 @@ def test_cli_backfill_stores_one_file_per_asset_and_day(backfilled):
         if not partition_path(str(backfilled.data_dir), key, day).exists()
     ]
     assert not missing
+    whole = asset_keys(backfilled.config, daily=False)
+    assert whole == ["ml/normalization", "ml/ring_segments"]
+    assert all((backfilled.data_dir / f"{key}.parquet").is_file() for key in whole)
 
 
 def test_cli_backfill_records_every_partition_on_the_configured_instance(backfilled, instance):
     for key in asset_keys(backfilled.config):
         materialized = instance.get_materialized_partitions(AssetKey(key.split("/")))
         assert set(DAYS) <= materialized, key
+    for key in asset_keys(backfilled.config, daily=False):
+        assert instance.get_latest_materialization_event(AssetKey(key.split("/"))), key
 
 
 def test_cli_backfill_runs_one_ranged_run_per_layer_step_not_one_per_day(backfilled, instance):
-    runs = instance.get_runs()
-    steps = [m for m in map(PROGRESS.match, backfilled.stdout.splitlines()) if m]
-    # three days fit every layer's batch (multi_run(31) or single_run): one run per step
-    assert len(runs) == len(steps) > 0
-    for run in runs:
+    ranged = [r for r in instance.get_runs() if "dagster/asset_partition_range_start" in r.tags]
+    whole = [r for r in instance.get_runs() if r not in ranged]
+    steps = [m for m in map(PROGRESS.match, backfilled.stdout.splitlines()) if m and m["a"]]
+    # three days fit every layer's batch (multi_run(31) or single_run): one run per step;
+    # each whole-range asset (statistics, sequences) is a run without partitions
+    assert len(ranged) == len(steps) > 0
+    names = sorted(k for r in whole for k in r.tags["energy_assets/assets"].split(","))
+    assert names == asset_keys(backfilled.config, daily=False)
+    for run in ranged:
         assert run.tags["energy_assets/launched_by"] == "cli"
         assert run.tags["dagster/asset_partition_range_start"] == FIRST.isoformat()
         assert run.tags["dagster/asset_partition_range_end"] == LAST.isoformat()
@@ -79,8 +93,9 @@ def test_cli_backfill_reports_progress_per_chunk(backfilled):
     done = [int(m["done"]) for m in lines]
     total = int(lines[-1]["total"])
     assert done == sorted(done) and len(set(done)) == len(done)
-    assert done[-1] == total == len(DAYS) * len(asset_keys(backfilled.config))
+    whole = len(asset_keys(backfilled.config, daily=False))
+    assert done[-1] == total == len(DAYS) * len(asset_keys(backfilled.config)) + whole
     assert lines[-1]["i"] == lines[-1]["n"]
     assert all(float(m["rate"]) > 0 for m in lines)
-    assert {m["a"] for m in lines} == {FIRST.isoformat()}
-    assert {m["b"] for m in lines} == {LAST.isoformat()}
+    assert {m["a"] for m in lines} == {FIRST.isoformat(), None}
+    assert {m["b"] for m in lines} == {LAST.isoformat(), None}

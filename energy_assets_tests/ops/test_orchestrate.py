@@ -67,7 +67,8 @@ def plan_of(config, days=DAYS, **kwargs) -> orchestrate.Plan:
 
 def test_runs_follow_the_backfill_policies_of_the_definitions(copy):
     graph = graph_of(copy)
-    keys = orchestrate.toposorted(graph, orchestrate.select(graph, None))
+    everything = orchestrate.toposorted(graph, orchestrate.select(graph, None))
+    keys = [k for k in everything if orchestrate.is_daily(graph, k)]
     year = orchestrate.days_of(date(2023, 1, 1), date(2023, 12, 31))
     runs = orchestrate.group_runs(graph, keys, dict.fromkeys(keys, year))
     responses = [k for k in keys if k.path[-1].endswith("_responses")]
@@ -82,22 +83,34 @@ def test_runs_follow_the_backfill_policies_of_the_definitions(copy):
     ten = orchestrate.days_of(date(2024, 3, 4), date(2024, 3, 13))
     (single,) = orchestrate.group_runs(graph, keys, dict.fromkeys(keys, ten))
     assert set(single.assets) == set(keys)
+    # whole-range assets (statistics, sequences) each get a run without partitions, after the
+    # runs of what they read and before the runs that read them
+    targeted = {k: ten if orchestrate.is_daily(graph, k) else [orchestrate.WHOLE]
+                for k in everything}  # fmt: skip
+    runs = orchestrate.group_runs(graph, everything, targeted)
+    order = [[k.to_user_string() for k in r.assets] if not r.days else "daily" for r in runs]
+    assert order == ["daily", ["ml/normalization"], "daily", ["ml/ring_segments"]]
+    assert runs[2].assets == [AssetKey(["ml", "dataset"])]
 
 
 def test_a_repeated_backfill_recomputes_nothing(copy):
     planned = plan_of(copy)
     assert planned.runs == [] and planned.targeted == {}
-    assert sum(planned.up_to_date.values()) == len(DAYS) * len(
-        orchestrate.select(graph_of(copy), None)
-    )
+    graph = graph_of(copy)
+    keys = orchestrate.select(graph, None)
+    daily = [k for k in keys if orchestrate.is_daily(graph, k)]
+    assert sum(planned.up_to_date.values()) == len(DAYS) * len(daily) + len(keys) - len(daily)
+    with instance_of(copy) as instance:
+        before = len(instance.get_runs())
     done = run_cli("--config", str(copy), "backfill", "--from", DAYS[0], "--to", DAYS[-1])
     assert done.returncode == 0, done.stderr[-2000:]
     assert "0 partition-step(s) in 0 run(s)" in done.stdout
     with instance_of(copy) as instance:
-        before = len(instance.get_runs())
-    assert before == 1  # only the fixture's own run: nothing launched
+        assert len(instance.get_runs()) == before  # nothing launched
     forced = plan_of(copy, force=True)
-    assert sum(len(v) for v in forced.targeted.values()) == len(DAYS) * len(forced.targeted)
+    assert sum(len(v) for v in forced.targeted.values()) == len(DAYS) * len(daily) + len(
+        keys
+    ) - len(daily)
 
 
 def _revise_eia_day(config, day: str) -> None:
@@ -193,26 +206,31 @@ def test_a_run_left_started_by_a_dead_process_is_marked_failed(copy):
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
 
 
-def test_a_plan_overlapping_a_run_in_progress_is_refused_naming_it(copy):
+@pytest.mark.parametrize("launched_by", ["ui", "cli"])
+def test_a_plan_overlapping_a_run_in_progress_is_refused_naming_it(copy, launched_by):
+    # a UI run records its asset selection; a CLI run (a job subset) names its assets in a tag
+    selection = {"asset_selection": frozenset({AssetKey(["raw", "eia930"])})}
+    tags = {orchestrate.RANGE_START_TAG: DAYS[0], orchestrate.RANGE_END_TAG: DAYS[-1]}
+    if launched_by == "cli":
+        selection, tags = {}, tags | {orchestrate.ASSETS_TAG: "aligned/series,imputed/series"}
     with instance_of(copy) as instance:
         running = instance.add_run(
             DagsterRun(
                 job_name="main_job",
-                run_id="busy0000-0000-0000-0000-000000000000",
+                run_id=f"busy{launched_by}0-0000-0000-0000-000000000000",
                 status=DagsterRunStatus.STARTED,
-                asset_selection=frozenset({AssetKey(["raw", "eia930"])}),
-                tags={
-                    orchestrate.RANGE_START_TAG: DAYS[0],
-                    orchestrate.RANGE_END_TAG: DAYS[-1],
-                },
+                tags=tags,
+                **selection,
             )
         )
     done = run_cli(
         "--config", str(copy), "backfill", "--from", DAYS[0], "--to", DAYS[-1], "--force"
     )
     assert done.returncode == 2
-    assert done.stderr.startswith("error: run busy0000") and running.run_id in done.stderr
+    assert done.stderr.startswith("error: run busy") and running.run_id in done.stderr
     assert done.stderr.count("\n") == 1
+    with instance_of(copy) as instance:  # leave the instance as the other tests expect it
+        instance.report_run_failed(instance.get_run_by_id(running.run_id))
 
 
 @pytest.mark.parametrize(
