@@ -54,8 +54,8 @@ def freshness_selection(automation) -> AssetSelection | None:
 def pipeline_resource(settings: Settings) -> PipelineResource:
     """The `pipeline:` block with the ML split dates the file leaves out taken from its range:
     training from `start`, validation from 70 % and test from 85 % of it (whole days, each
-    split at least one day), test ending the day after `end`. Fixed dates keep the frozen statistics and every day's split
-    independent of which days a run covers."""
+    split at least one day), test ending the day after `end`. Fixed dates keep the frozen
+    statistics and every day's split independent of which days a run covers."""
     days = (settings.end - settings.start).days + 1
     val = max(1, min(int(days * 0.7), days - 2))
     test = max(val + 1, min(int(days * 0.85), days - 1))
