@@ -367,7 +367,7 @@ class EIAClient:
             )
         if "error" in payload:
             code, message = _error_parts(payload)
-            text = redact(f"HTTP {status}, code {code}: {message}", self._secrets)
+            text = redact(f"HTTP {status}, code {code}: {message}", self._secrets).rstrip(".")
             if code in KEY_ERROR_CODES or status == 401:
                 raise KeyRefused(f"EIA refused the key for {shown}: {text}.{KEY_HINT}")
             if status == 403 or code in RETRYABLE_ERROR_CODES:
