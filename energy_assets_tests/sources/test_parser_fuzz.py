@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,7 +33,8 @@ from energy_assets.sources.openmeteo import parse_openmeteo_responses
 from energy_assets_tests.sources.eia_recordings import eia_recordings
 
 FUZZ = settings(
-    max_examples=250,
+    # CI runs 250 per test (about 2 s each); FUZZ_EXAMPLES=5000 for a deeper local run
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "250")),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
