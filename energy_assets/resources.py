@@ -52,6 +52,15 @@ class SourcesResource(ConfigurableResource):
     )
     max_attempts: int = Field(default=5, description="HTTP attempts per request.")
     base_delay_s: float = Field(default=1.0, description="First backoff step.")
+    step_retries: int = Field(
+        default=3,
+        ge=0,
+        description="Extra runs of a raw responses step whose upstream trouble may pass (after "
+        "the client's own retries); refused keys and bad requests are never retried.",
+    )
+    step_retry_delay_s: float = Field(
+        default=30.0, ge=0.0, description="First wait before such a run; doubles, jittered."
+    )
 
     _server: Any = PrivateAttr(default=None)
     _points_cache: Any = PrivateAttr(default=None)

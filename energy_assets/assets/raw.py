@@ -7,6 +7,10 @@
 
 Asset keys: raw/eia930_responses, raw/eia930, raw/caiso_responses, raw/caiso,
 raw/weather_responses, raw/weather.
+
+Retries: only a fetch's transient upstream trouble runs a step again (`_fetch_or_fail`); a
+refused key, a bad request, an unusable body, a contract violation or storage that cannot be
+written fail the step at once, saying what to do.
 """
 
 from datetime import date
@@ -22,6 +26,7 @@ from dagster import (
     Failure,
     Jitter,
     RetryPolicy,
+    RetryRequested,
     asset,
 )
 
@@ -29,23 +34,52 @@ from energy_assets.io.parquet import PartitionLoader, window
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import SourcesResource
-from energy_assets.sources.base import raw_responses_frame, responses_from_frame
-from energy_assets.sources.http import TransientSourceError
+from energy_assets.sources.base import (
+    TransientSourceError,
+    raw_responses_frame,
+    responses_from_frame,
+)
 from energy_assets.sources.registry import SOURCES, SourceSpec, fetch_days, parse_days
 
-# Transient upstream trouble that outlasts the client's own retries gets another go later;
-# anything else (no key, a refused request, an unparseable answer) fails at once, because
-# retrying cannot fix it.
-EXTRACTION_RETRY = RetryPolicy(
-    max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-)
+
+def step_retry_policy(sources: SourcesResource) -> RetryPolicy:
+    """How often, and after how long, a step whose upstream trouble may pass is run again."""
+    return RetryPolicy(
+        max_retries=sources.step_retries,
+        delay=sources.step_retry_delay_s,
+        backoff=Backoff.EXPONENTIAL,
+        jitter=Jitter.PLUS_MINUS,
+    )
 
 
-def _fetch_or_fail(spec: SourceSpec, sources: SourcesResource, days: list[date]):
+def _fetch_or_fail(
+    context: AssetExecutionContext, spec: SourceSpec, sources: SourcesResource, days: list[date]
+):
+    """The fetch, with the step's retries decided here rather than by a RetryPolicy on the asset.
+
+    A Dagster RetryPolicy re-runs a step on any exception, the IO manager's file write and a
+    refused key included. Instead only transient upstream trouble (after the client's own
+    bounded retries) asks Dagster for another run (RetryRequested, with a growing, jittered
+    delay); everything else, and the last transient failure, ends the step at once with a
+    Failure whose message says what to do.
+    """
     try:
         return fetch_days(spec, sources, days)
-    except TransientSourceError:
-        raise  # the RetryPolicy re-runs the step after a jittered, growing delay
+    except TransientSourceError as exc:
+        attempt = context.retry_number  # 0 on the first run of the step
+        policy = step_retry_policy(sources)
+        if attempt < policy.max_retries:
+            wait = policy.calculate_delay(attempt + 1)
+            context.log.warning(
+                f"{spec.name} extraction hit transient trouble (run {attempt + 1} of "
+                f"{policy.max_retries + 1}); retrying the step in {wait:.0f} s: {exc}"
+            )
+            raise RetryRequested(max_retries=policy.max_retries, seconds_to_wait=wait) from exc
+        raise Failure(
+            description=f"{spec.name} extraction failed {attempt + 1} times with transient "
+            f"upstream trouble: {exc} Re-run the partitions later.",
+            allow_retries=False,
+        ) from exc
     except Exception as exc:
         raise Failure(
             description=f"{spec.name} extraction failed and retrying will not help: {exc}",
@@ -66,7 +100,7 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
         group_name="raw",
         description=f"Verbatim responses, secrets redacted. {spec.description}",
         pool=spec.pool,
-        retry_policy=EXTRACTION_RETRY,
+        # no retry_policy: `_fetch_or_fail` requests retries for transient trouble only
         # A rate-limited extraction runs in month-sized runs: memory stays bounded, a failure
         # costs at most one month, and the pool keeps concurrent runs polite.
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=spec.max_days_per_run),
@@ -76,7 +110,7 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
     def _responses(
         context: AssetExecutionContext, sources: SourcesResource
     ) -> dict[str, pl.DataFrame]:
-        by_day = _fetch_or_fail(spec, sources, _days(context))
+        by_day = _fetch_or_fail(context, spec, sources, _days(context))
         context.log.info(
             f"{spec.name}: {sum(len(r) for r in by_day.values())} responses for "
             f"{len(by_day)} day(s)"

@@ -11,6 +11,7 @@ import polars as pl
 
 from energy_assets.contracts.core import Bounds, Column, Contract, OpenColumns, dtype_name
 from energy_assets.contracts.evaluate import Finding, PlannedCheck
+from energy_assets.sources.base import UNIT_LIMITS
 from energy_assets.transform.align import ALIGNED_SCHEMA
 from energy_assets.transform.clean import CLEAN_SCHEMA
 from energy_assets.transform.features import FEATURE_COLUMNS
@@ -53,7 +54,8 @@ ANY_VALUE_BOUNDS = Bounds(
     max=1e6,
     severity="warn",
     why="No US balancing authority, hub price or weather variable gets near 1 GW-scale 1e6; "
-    "raw values are kept as sent and screened downstream, so this only warns.",
+    "raw values are kept as sent and screened downstream, so this only warns (the blocking "
+    "check is value_physically_possible).",
 )
 
 RAW_RESPONSES = Contract(
@@ -524,7 +526,42 @@ def _demand_tracks_forecast(contract: Contract, frame: pl.DataFrame) -> Finding:
     return outside.sort("day", "region"), figures
 
 
+def _value_physically_possible(contract: Contract, frame: pl.DataFrame) -> Finding:
+    limits = pl.DataFrame(
+        {
+            "units": list(UNIT_LIMITS),
+            "_min": [u.min for u in UNIT_LIMITS.values()],
+            "_max": [u.max for u in UNIT_LIMITS.values()],
+            "_known": [True] * len(UNIT_LIMITS),
+        },
+        schema={"units": pl.String, "_min": pl.Float64, "_max": pl.Float64, "_known": pl.Boolean},
+    )
+    value = pl.col("value")
+    rows = frame.join(limits, on="units", how="left")
+    impossible = (
+        pl.col("_known").is_null()
+        | (value.is_not_null() & ~value.is_finite())
+        | (value < pl.col("_min")).fill_null(False)
+        | (value > pl.col("_max")).fill_null(False)
+    )
+    offending = rows.filter(impossible).drop("_min", "_max", "_known")
+    return offending.sort("interval_start_utc", "region", "series"), {}
+
+
+VALUE_PHYSICALLY_POSSIBLE = PlannedCheck(
+    "value_physically_possible",
+    "error",
+    "Every value is finite and inside the physical limits of its unit, and every unit is one "
+    "the platform knows (sources/base.py UNIT_LIMITS: MW within +-1e7, degC within [-100, 100], "
+    "% within [0, 100] ...). Blocking: such a value is a parse or unit error, not a reading.",
+    _value_physically_possible,
+)
+
+
 EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {
+    "raw/eia930": [VALUE_PHYSICALLY_POSSIBLE],
+    "raw/caiso": [VALUE_PHYSICALLY_POSSIBLE],
+    "raw/weather": [VALUE_PHYSICALLY_POSSIBLE],
     "imputed/series": [
         PlannedCheck(
             "imputed_share_below_threshold",

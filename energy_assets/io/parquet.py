@@ -6,9 +6,12 @@ fsspec URL (`s3://bucket/prefix`, `gs://...`; the matching fsspec package must b
 - The frame written is the asset's declared contract (`contracts/tables.py`): columns in order,
   dtypes as declared, no silent casts. A frame that breaks its contract raises before anything is
   written, so what was stored stays intact.
-- Local writes go to a hidden temporary file beside the target and are renamed over it
-  (`os.replace`), so a crash or kill mid-write never leaves a partial file at the final path;
-  object stores only make an object visible once its upload completes.
+- Local writes go to a hidden temporary file beside the target, are fsynced and renamed over it
+  (`os.replace`), and the folder is fsynced after the rename, so a crash or kill mid-write never
+  leaves a partial file at the final path and a completed write survives a power cut. A temporary
+  file is named for its writer (`.<file>.<host>.<pid>.<random>.tmp`), so the next write to the
+  folder can sweep those of killed writers (see `sweep_stale_temp_files`). Object stores only
+  make an object visible once its upload completes.
 - A run over a partition range (`BackfillPolicy.single_run`) hands over one frame for the whole
   range (split here by the contract's partition column) or a mapping of partition key to frame;
   either way one file per day is written, empty days included, so "materialized" always means
@@ -19,9 +22,13 @@ fsspec URL (`s3://bucket/prefix`, `gs://...`; the matching fsspec package must b
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
+import re
+import socket
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +39,7 @@ import polars as pl
 from dagster import (
     ConfigurableIOManagerFactory,
     DataVersion,
+    Failure,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -306,19 +314,18 @@ class ParquetPartitionIOManager(UPathIOManager):
         data = buffer.getvalue()
         if self._local:
             target = os.fspath(path.path if hasattr(path, "path") else path)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            temporary = os.path.join(
-                os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp"
-            )
             try:
-                with open(temporary, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            finally:
-                if os.path.exists(temporary):
-                    os.unlink(temporary)
+                write_atomically(target, data)
+            except OSError as exc:
+                # Not retried (a Failure with allow_retries=False overrides any RetryPolicy):
+                # storage that refuses a write now refuses it in 30 s too.
+                raise Failure(
+                    description=f"cannot write partition file {target}: {exc}. The storage is "
+                    "not writable (permissions, a read-only or full disk, a file where a folder "
+                    "should be): fix it, or point the io_manager's base_dir elsewhere, then "
+                    "re-run the partitions.",
+                    allow_retries=False,
+                ) from exc
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             # one PUT: an object store publishes the object only when the upload completes
@@ -433,6 +440,105 @@ class ParquetPartitionIOManager(UPathIOManager):
     def _file_metadata(self, path: UPath) -> dict[str, str]:
         with path.open("rb") as handle:
             return pl.read_parquet_metadata(handle)
+
+
+# --- the local write path ------------------------------------------------------------------------
+
+STALE_TEMP_AGE_S = 3600.0
+"""A temporary file older than this is swept even if a process with its writer's pid runs (pids
+are reused; no write of one partition file takes an hour)."""
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+_TEMP_NAME = re.compile(
+    r"^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp$"
+)
+_OLD_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")  # before the pid was in the name
+
+
+def temp_path_for(target: str) -> str:
+    """Where the writer of `target` puts its bytes first: beside it, named for this process."""
+    folder, name = os.path.split(target)
+    return os.path.join(folder, f".{name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def sweep_stale_temp_files(folder: str, max_age_s: float = STALE_TEMP_AGE_S) -> list[str]:
+    """Delete the temporary files of writers that died mid-write; returns the names deleted.
+
+    Stale means: written on this host by a pid that no longer runs, or older than `max_age_s`
+    (another host's writer, a reused pid, a name from before pids were recorded). A live
+    writer's fresh file is left alone. Other files in the folder are never touched.
+    """
+    removed: list[str] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        match = _TEMP_NAME.match(name)
+        if match is None and not _OLD_TEMP_NAME.match(name):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue  # its writer renamed or removed it meanwhile
+        dead = match is not None and match["host"] == _HOST and not _pid_alive(int(match["pid"]))
+        if dead or age > max_age_s:
+            try:
+                os.unlink(entry.path)
+                removed.append(name)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in `folder` durable (POSIX: the directory entry lives in the folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # platforms where a folder cannot be opened (Windows) have no such fsync
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # filesystems without folder fsync
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_atomically(target: str, data: bytes) -> None:
+    """`data` at `target`, all or nothing, durable once this returns.
+
+    Sweeps the folder's stale temporary files first, so killed writers leave nothing behind
+    for longer than the next write to the same folder.
+    """
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    sweep_stale_temp_files(folder)
+    temporary = temp_path_for(target)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        _fsync_folder(folder)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def _span(days: Sequence[str]) -> str:

@@ -22,8 +22,10 @@ else is a hard error. HTTP 429 means back off (see `docs/api_formats.md` section
 from __future__ import annotations
 
 import io
+import struct
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -33,8 +35,16 @@ import polars as pl
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from energy_assets.sources.base import LONG_SCHEMA, RawResponse, empty_long
-from energy_assets.sources.http import HttpFetcher, RetryableSourceError, RetryPolicy, SourceError
+from energy_assets.sources.base import (
+    LONG_SCHEMA,
+    MalformedResponse,
+    RawResponse,
+    RefusedValue,
+    RequestRefused,
+    RetryableSourceError,
+    empty_long,
+)
+from energy_assets.sources.http import HttpFetcher, RetryPolicy
 
 SOURCE = "caiso_oasis"
 PACIFIC = "America/Los_Angeles"
@@ -68,7 +78,7 @@ MAX_DAYS_PER_REQUEST = 31  # OASIS error 1004 above this
 Dataset = Literal["load", "lmp"]
 
 
-class OASISError(SourceError):
+class OASISError(RequestRefused):
     """An OASIS error zip (ERR_CODE in an XML member) that is neither "no data" nor "retry"."""
 
     def __init__(self, message: str, code: int, description: str) -> None:
@@ -191,21 +201,43 @@ def plan_requests(
 # --- zips and error members ----------------------------------------------------------------
 
 
+ZIP_ERRORS = (
+    zipfile.BadZipFile,  # no central directory, bad CRC-32, bad magic number
+    zipfile.LargeZipFile,
+    EOFError,  # cut inside a member
+    zlib.error,  # a corrupt deflate stream
+    NotImplementedError,  # a flipped compression-method field
+    RuntimeError,  # a flipped "encrypted" flag: "password required"
+    ValueError,  # negative seeks and sizes from corrupt headers
+    OverflowError,
+    struct.error,
+    UnicodeDecodeError,  # a member name flagged UTF-8 that is not
+)
+"""Everything `zipfile` raises for a damaged archive (found by fuzzing the recorded zips)."""
+
+
+def _exception_name(exc: BaseException) -> str:
+    kind = type(exc)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
 def read_oasis_zip(body: bytes, url: str) -> list[tuple[str, bytes]]:
     """Every member of an OASIS zip as (name, bytes), in archive order.
 
-    Raises RetryableSourceError for a body that is not a complete zip (a cut connection or an
-    HTML maintenance page): asking again is the only useful reaction.
+    Raises RetryableSourceError for a body that is not a complete, intact zip (a cut
+    connection, a corrupted transfer or an HTML maintenance page): asking again is the only
+    useful reaction.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
             return [(info.filename, archive.read(info)) for info in archive.infolist()]
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
+    except ZIP_ERRORS as exc:
         head = body[:60]
         raise RetryableSourceError(
-            f"GET {url} returned {len(body)} bytes that are not a complete zip ({exc}; starts "
-            f"with {head!r}); OASIS always answers with a zip, so the download was cut or the "
-            "service is in maintenance: retry later"
+            f"GET {url} returned {len(body)} bytes that are not a complete zip, or a corrupt one "
+            f"({_exception_name(exc)}: {exc}; starts with {head!r}); OASIS always answers with a "
+            "zip, so the download was cut or corrupted or the service is in maintenance: "
+            "retry later"
         ) from exc
 
 
@@ -213,12 +245,12 @@ def is_xml_member(name: str, body: bytes) -> bool:
     return name.lower().endswith(".xml") or body.lstrip()[:5] == b"<?xml"
 
 
-def oasis_xml_error(body: bytes) -> tuple[int, str] | None:
+def oasis_xml_error(body: bytes, where: str = "an OASIS XML member") -> tuple[int, str] | None:
     """(ERR_CODE, ERR_DESC) of an OASIS XML error document, None if it holds no ERROR."""
     try:
         root = ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
-        raise SourceError(f"OASIS XML member is not well-formed XML ({exc})") from exc
+    except (ElementTree.ParseError, ValueError, LookupError) as exc:  # LookupError: encoding
+        raise MalformedResponse(where, f"OASIS XML member is not well-formed XML ({exc})") from None
     code_text = desc = None
     for element in root.iter():
         tag = element.tag.rsplit("}", 1)[-1]  # the namespace prefix varies (m:, none)
@@ -230,16 +262,16 @@ def oasis_xml_error(body: bytes) -> tuple[int, str] | None:
         return None
     try:
         code = int(code_text)
-    except ValueError as exc:
-        raise SourceError(f"OASIS ERR_CODE {code_text!r} is not a number") from exc
+    except ValueError:
+        raise MalformedResponse(where, f"OASIS ERR_CODE {code_text!r} is not a number") from None
     return code, desc or ""
 
 
 def classify_xml_member(name: str, body: bytes, url: str) -> None:
     """Return quietly for "no data"; raise for everything else an XML member can mean."""
-    error = oasis_xml_error(body)
+    error = oasis_xml_error(body, f"{url}, member {name}")
     if error is None:
-        raise SourceError(
+        raise RequestRefused(
             f"GET {url}: member {name} is an OASIS XML report, but the client reads CSV; "
             "request resultformat=6 (the XML format, with INTERVAL ENDING and REPORT_DATA "
             "items, is not parsed here)"
@@ -262,8 +294,10 @@ def check_oasis_response(response: requests.Response) -> None:
     """The fetcher's body check: retry cut zips and 'retry later' errors, fail on the rest."""
     url = response.url
     if response.status_code != 200:
-        raise SourceError(
-            f"GET {url} answered HTTP {response.status_code}: {response.text[:300]!r}"
+        # 429 and 5xx never get here (the fetcher retries them): this is a refused request.
+        raise RequestRefused(
+            f"GET {url} answered HTTP {response.status_code}: {response.text[:300]!r}. Check "
+            "the base URL and the query (queryname, version, market_run_id, the GMT window)"
         )
     for name, body in read_oasis_zip(response.content, url):
         if is_xml_member(name, body):
@@ -369,7 +403,7 @@ def parse_caiso_responses(
     """
     frames = []
     for response in responses:
-        window = _request_window(response.request_params)
+        window = _request_window(response)
         for name, body in read_oasis_zip_stored(response):
             if is_xml_member(name, body):
                 classify_xml_member(name, body, response.request_url)
@@ -396,14 +430,22 @@ def read_oasis_zip_stored(response: RawResponse) -> list[tuple[str, bytes]]:
     try:
         return read_oasis_zip(response.body, response.request_url)
     except RetryableSourceError as exc:
-        raise SourceError(f"stored response cannot be parsed: {exc}") from exc
+        raise MalformedResponse(
+            response.request_url, f"stored response cannot be parsed: {exc}"
+        ) from None
 
 
-def _request_window(params: dict[str, object]) -> tuple[datetime, datetime] | None:
+def _request_window(response: RawResponse) -> tuple[datetime, datetime] | None:
+    params = response.request_params
     start, end = params.get("startdatetime"), params.get("enddatetime")
     if not isinstance(start, str) or not isinstance(end, str):
         return None
-    return parse_oasis_time(start), parse_oasis_time(end)
+    try:
+        return parse_oasis_time(start), parse_oasis_time(end)
+    except ValueError:
+        raise MalformedResponse(
+            response.request_url, f"stored request window {start!r}..{end!r} is not OASIS GMT time"
+        ) from None
 
 
 _REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -424,17 +466,31 @@ def report_of(columns: list[str]) -> str | None:
 
 
 def parse_oasis_csv(body: bytes, member: str, url: str) -> pl.DataFrame:
-    """One CSV member as long rows (no window filter), with the OPR_DT/OPR_HR cross-check."""
+    """One CSV member as long rows (no window filter), with the OPR_DT/OPR_HR cross-check.
+
+    Raises MalformedResponse for anything unreadable, RefusedValue for a non-finite MW.
+    """
+    where = f"{url}, member {member}"
+    try:
+        return _parse_oasis_csv(body, where)
+    except (pl.exceptions.PolarsError, OverflowError) as exc:
+        # polars' own message names the column or line; the body is what is wrong
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise MalformedResponse(
+            where, f"CSV member cannot be read ({type(exc).__name__}: {first_line[:300]})"
+        ) from None
+
+
+def _parse_oasis_csv(body: bytes, where: str) -> pl.DataFrame:
     raw = pl.read_csv(body, infer_schema=False)
-    where = f"member {member} of {url}"
     report = report_of(raw.columns)
     if report is None:
-        raise SourceError(
-            f"{where}: columns {raw.columns} match none of SLD_FCST, PRC_LMP, SLD_REN_FCST"
+        raise MalformedResponse(
+            where, f"columns {raw.columns} match none of SLD_FCST, PRC_LMP, SLD_REN_FCST"
         )
     missing = [c for c in (*_COMMON_COLUMNS, *_REPORT_COLUMNS[report]) if c not in raw.columns]
     if missing:
-        raise SourceError(f"{where}: {report} member lacks columns {missing}")
+        raise MalformedResponse(where, f"{report} member lacks columns {missing}")
     frame = raw.with_columns(
         _gmt("INTERVALSTARTTIME_GMT").alias("interval_start_utc"),
         _gmt("INTERVALENDTIME_GMT").alias("_end"),
@@ -443,13 +499,22 @@ def parse_oasis_csv(body: bytes, member: str, url: str) -> pl.DataFrame:
     _require_parsed(frame, "INTERVALSTARTTIME_GMT", "interval_start_utc", where)
     _require_parsed(frame, "INTERVALENDTIME_GMT", "_end", where)
     _require_parsed(frame, "MW", "value", where)
+    non_finite = frame.filter(~pl.col("value").is_finite())
+    if non_finite.height:
+        raise RefusedValue(
+            where,
+            f"{non_finite.height} rows have a non-finite MW, first {non_finite['MW'][0]!r} at "
+            f"{non_finite['INTERVALSTARTTIME_GMT'][0]}",
+        )
     not_hourly = frame.filter(pl.col("_end") - pl.col("interval_start_utc") != timedelta(hours=1))
     if not_hourly.height:
         row = not_hourly.row(0, named=True)
-        raise SourceError(
-            f"{where}: {not_hourly.height} rows are not hourly intervals, first "
-            f"{row['INTERVALSTARTTIME_GMT']} to {row['INTERVALENDTIME_GMT']}; only hourly "
-            "reports (SLD_FCST ACTUAL/DAM/2DA/7DA, PRC_LMP DAM, SLD_REN_FCST DAM) are supported"
+        raise MalformedResponse(
+            where,
+            f"{not_hourly.height} rows are not hourly intervals, first "
+            f"{row['INTERVALSTARTTIME_GMT']} to {row['INTERVALENDTIME_GMT']}",
+            "Only hourly reports (SLD_FCST ACTUAL/DAM/2DA/7DA, PRC_LMP DAM, SLD_REN_FCST DAM) "
+            "are supported",
         )
     check_operating_hours(frame, where)
 
@@ -470,8 +535,8 @@ def parse_oasis_csv(body: bytes, member: str, url: str) -> pl.DataFrame:
         # An unknown code is a hard error: it would otherwise become rows with a null series.
         unknown = sorted(set(frame[column].drop_nulls().unique().to_list()) - set(mapping))
         if unknown or frame[column].null_count():
-            raise SourceError(
-                f"{where}: {column} values {unknown or [None]} are not among {sorted(mapping)}"
+            raise MalformedResponse(
+                where, f"{column} values {unknown or [None]} are not among {sorted(mapping)}"
             )
         series = pl.col(column).replace_strict(mapping, return_dtype=pl.String)
     return frame.select(
@@ -499,8 +564,8 @@ def _require_parsed(frame: pl.DataFrame, raw: str, parsed: str, where: str) -> N
     else:
         bad = frame.filter(pl.col(parsed).is_null())
     if bad.height:
-        raise SourceError(
-            f"{where}: {bad.height} rows have an unreadable {raw}, first {bad[raw][0]!r}"
+        raise MalformedResponse(
+            where, f"{bad.height} rows have an unreadable {raw}, first {bad[raw][0]!r}"
         )
 
 
@@ -540,10 +605,12 @@ def check_operating_hours(frame: pl.DataFrame, where: str) -> None:
     bad = checked.filter(~ok.fill_null(False))
     if bad.height:
         row = bad.row(0, named=True)
-        raise SourceError(
-            f"{where}: OPR_DT/OPR_HR disagree with INTERVALSTARTTIME_GMT on {bad.height} rows; "
+        raise MalformedResponse(
+            where,
+            f"OPR_DT/OPR_HR disagree with INTERVALSTARTTIME_GMT on {bad.height} rows; "
             f"first: start {row['INTERVALSTARTTIME_GMT']} has OPR_DT {row['OPR_DT']} OPR_HR "
             f"{row['OPR_HR']}, expected OPR_DT {row['_expected_dt']} OPR_HR "
-            f"{row['_expected_hr']} (hour-ending, Pacific prevailing time). The report's time "
-            "columns are inconsistent: do not load it; compare it with the OASIS web UI"
+            f"{row['_expected_hr']} (hour-ending, Pacific prevailing time)",
+            "The report's time columns are inconsistent: do not load it; compare it with the "
+            "OASIS web UI",
         )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,17 +30,19 @@ from energy_assets.sources.base import (
     LONG_SCHEMA,
     REDACTED,
     TIME,
+    KeyRefused,
+    MalformedResponse,
     RawResponse,
-    empty_long,
-    redact,
-)
-from energy_assets.sources.http import (
-    HttpFetcher,
+    RefusedValue,
+    RequestRefused,
     RetryableSourceError,
-    RetryPolicy,
     SourceError,
     TransientSourceError,
+    empty_long,
+    load_json,
+    redact,
 )
+from energy_assets.sources.http import HttpFetcher, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,10 @@ UNITS = {"megawatthours": "MW"}  # MWh per hour is numerically MW
 # Body error codes (api.data.gov envelope) that say "try again later" even with HTTP 200.
 RETRYABLE_ERROR_CODES = frozenset({"OVER_RATE_LIMIT"})
 KEY_ERROR_CODES = frozenset({"API_KEY_MISSING", "API_KEY_INVALID", "API_KEY_DISABLED"})
+KEY_HINT = (
+    " Check the EIA API key (EIAConfig.api_key; the EIA_API_KEY environment variable for the "
+    "assets), or register for a free one at https://www.eia.gov/opendata/register.php."
+)
 
 
 @dataclass(frozen=True)
@@ -168,7 +176,7 @@ class EIAClient:
         self._key = key or None
         self._secrets = secret_forms(self._key)
         self._fetcher = HttpFetcher(
-            # 403 is judged in `_check` so the final error can name the key problem.
+            # 401/403 are judged in `_check`: a refused key fails at once, naming the key.
             policy=RetryPolicy.from_config(config),
             secrets=list(self._secrets),
             session=session or requests.Session(),
@@ -247,9 +255,10 @@ class EIAClient:
             total = _parse_total(body.get("total"), shown)
             rows = body.get("data")
             if not isinstance(rows, list):
-                raise SourceError(
-                    f"EIA response for {shown} has no `response.data` list "
-                    f"(got {type(rows).__name__}); the route or API version may have changed"
+                raise MalformedResponse(
+                    shown,
+                    f"EIA body has no `response.data` list (got {type(rows).__name__})",
+                    "The route or API version may have changed",
                 )
             warnings = body.get("warnings") or []
             if not pages:
@@ -321,13 +330,26 @@ class EIAClient:
         return response, holder["payload"]
 
     def _check(self, response: requests.Response, shown: str) -> dict:
+        """The payload of a usable answer; otherwise the typed error that says what to do.
+
+        Retried (RetryableSourceError): a cut-off body, OVER_RATE_LIMIT, and a 403 that does
+        not name a key problem (EIA suspends a throttled key for seconds to minutes). Raised at
+        once: a refused or missing key (KeyRefused, with the hint), any other error body or
+        status (RequestRefused), a body in an unknown shape (MalformedResponse).
+        """
         status = response.status_code
         try:
-            payload = json.loads(response.content)
+            payload = load_json(response.content)
         except ValueError:
+            if status == 401:
+                raise KeyRefused(
+                    f"EIA answered HTTP 401 for {shown}: {self._snippet(response)}.{KEY_HINT}"
+                ) from None
             if status == 403:
                 raise RetryableSourceError(
-                    f"HTTP 403 from {shown}: {self._snippet(response)}", _retry_after(response)
+                    f"HTTP 403 from {shown}: {self._snippet(response)} (a throttled key is "
+                    f"suspended for a while; if this persists, the key is refused).{KEY_HINT}",
+                    _retry_after(response),
                 ) from None
             if status == 200:
                 # A cut-off body (dropped connection, proxy) is transient: retried, bounded.
@@ -335,40 +357,47 @@ class EIAClient:
                     f"the body from {shown} is not complete JSON ({len(response.content)} "
                     "bytes, HTTP 200); it was probably cut off in transit"
                 ) from None
-            raise SourceError(
+            raise RequestRefused(
                 f"EIA answered HTTP {status} for {shown} with a non-JSON body: "
                 f"{self._snippet(response)}"
             ) from None
         if not isinstance(payload, dict):
-            raise SourceError(f"EIA body for {shown} is JSON but not an object: {type(payload)}")
+            raise MalformedResponse(
+                shown, f"EIA body is JSON but not an object: {type(payload).__name__}"
+            )
         if "error" in payload:
             code, message = _error_parts(payload)
-            text = redact(f"HTTP {status}, code {code}: {message}", self._secrets)
-            if status == 403 or code in KEY_ERROR_CODES or code in RETRYABLE_ERROR_CODES:
-                # 403 is retried (a throttled key can be suspended for a while), but the final
-                # error must still say when the key itself is the problem.
-                hint = (
-                    " Check EIAConfig.api_key (register at "
-                    "https://www.eia.gov/opendata/register.php)."
-                    if code in KEY_ERROR_CODES
-                    else ""
-                )
+            text = redact(f"HTTP {status}, code {code}: {message}", self._secrets).rstrip(".")
+            if code in KEY_ERROR_CODES or status == 401:
+                raise KeyRefused(f"EIA refused the key for {shown}: {text}.{KEY_HINT}")
+            if status == 403 or code in RETRYABLE_ERROR_CODES:
                 raise RetryableSourceError(
-                    f"EIA error from {shown}: {text}.{hint}", _retry_after(response)
+                    f"EIA error from {shown}: {text} (throttled; if this persists, the key "
+                    f"is refused).{KEY_HINT}",
+                    _retry_after(response),
                 )
             # The body decides, not the status: before v2.1.10 errors came with HTTP 200.
-            raise SourceError(
+            raise RequestRefused(
                 f"EIA answered an error for {shown}: {text}. Fix the request (route, "
                 "frequency, facets, start/end) rather than retrying."
             )
+        if status == 401:
+            raise KeyRefused(f"EIA answered HTTP 401 for {shown}.{KEY_HINT}")
         if status == 403:
-            raise RetryableSourceError(f"HTTP 403 from {shown}", _retry_after(response))
+            raise RetryableSourceError(
+                f"HTTP 403 from {shown} (if this persists, the key is refused).{KEY_HINT}",
+                _retry_after(response),
+            )
         if status != 200:
-            raise SourceError(f"EIA answered HTTP {status} for {shown}: {self._snippet(response)}")
+            raise RequestRefused(
+                f"EIA answered HTTP {status} for {shown}: {self._snippet(response)}"
+            )
         if not isinstance(payload.get("response"), dict):
-            raise SourceError(
-                f"EIA body for {shown} has no `response` object (keys: {sorted(payload)}); "
-                "the API format may have changed"
+            raise MalformedResponse(
+                shown,
+                f"EIA body has no `response` object (keys: {sorted(payload)}); the API format "
+                "may have changed",
+                "Check the API version and route",
             )
         return payload
 
@@ -443,11 +472,10 @@ def _parse_total(raw: object, shown: str) -> int | None:
         if isinstance(total, bool) or not isinstance(total, int | float) or total != int(total):
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        raise SourceError(
-            f"EIA `response.total` for {shown} is {raw!r}, not a whole number"
-        ) from None
+        problem = f"EIA `response.total` is {raw!r}, not a whole number"
+        raise MalformedResponse(shown, problem) from None
     if total < 0:
-        raise SourceError(f"EIA `response.total` for {shown} is negative: {raw!r}")
+        raise MalformedResponse(shown, f"EIA `response.total` is negative: {raw!r}")
     return int(total)
 
 
@@ -455,47 +483,65 @@ def _parse_total(raw: object, shown: str) -> int | None:
 # Parsing: JSON bodies -> LONG_SCHEMA
 
 
-def parse_eia_body(body: bytes | str | dict, route: str | None = None) -> pl.DataFrame:
+def parse_eia_body(
+    body: bytes | str | dict, route: str | None = None, url: str | None = None
+) -> pl.DataFrame:
     """One EIA JSON body (bytes as stored, or already decoded) as a LONG_SCHEMA frame, sorted.
 
-    Accepts `value` and `total` as number, numeric string or null. Does not check paging (a body
-    whose `total` exceeds its rows parses fine; `EIAClient.fetch` is what catches short pages).
-    Sub-BA bodies (`region-sub-ba-data`) are rejected: the long table's `region` holds balancing
-    authorities, and a subregion there would be mistaken for one.
+    Accepts `value` as a JSON number, a numeric string or null (kept as null: EIA sends null for
+    hours a respondent did not report); anything else, and any non-finite number, raises
+    RefusedValue. Only `megawatthours` (stored as MW) or no unit is accepted. Does not check
+    paging (a body whose `total` exceeds its rows parses fine; `EIAClient.fetch` catches short
+    pages). Sub-BA bodies (`region-sub-ba-data`) are rejected: the long table's `region` holds
+    balancing authorities, and a subregion there would be mistaken for one. Every malformed
+    body raises a MalformedResponse naming `url` (the stored, redacted request URL).
     """
-    payload = json.loads(body) if isinstance(body, bytes | str) else body
+    where = url or "<EIA body, URL not given>"
+    if isinstance(body, bytes | str):
+        try:
+            payload = load_json(body)
+        except ValueError as exc:
+            raise MalformedResponse(where, f"EIA body is not JSON ({exc})") from None
+    else:
+        payload = body
     if not isinstance(payload, dict):
-        raise SourceError(f"EIA body is not a JSON object but {type(payload).__name__}")
+        kind = type(payload).__name__
+        raise MalformedResponse(where, f"EIA body is not a JSON object but {kind}")
     if "error" in payload:
         code, message = _error_parts(payload)
-        raise SourceError(f"EIA body is an error, not data: code {code}: {message}")
+        raise RequestRefused(f"EIA body of {where} is an error, not data: code {code}: {message}")
     response = payload.get("response")
     rows = response.get("data") if isinstance(response, dict) else None
     if not isinstance(rows, list):
-        raise SourceError(
-            f"EIA body has no `response.data` list (top-level keys: {sorted(payload)})"
+        raise MalformedResponse(
+            where, f"EIA body has no `response.data` list (top-level keys: {sorted(payload)})"
         )
     if not rows:
         return empty_long()
-    frame = pl.DataFrame(
-        rows, schema_overrides={"value": pl.String()}, infer_schema_length=None, strict=False
-    )
-    spec = _detect_route(frame.columns, route)
-    if "value" not in frame.columns:
-        raise SourceError(
-            f"EIA {spec.name} rows carry no `value` field (fields: {frame.columns}); the request "
-            "must include data[0]=value"
+    bad_row = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+    if bad_row is not None:
+        kind = type(rows[bad_row]).__name__
+        raise MalformedResponse(where, f"EIA `response.data[{bad_row}]` is {kind}, not an object")
+    fields = sorted(set().union(*rows))
+    spec = _detect_route(fields, route, where)
+    if "value" not in fields:
+        raise MalformedResponse(
+            where,
+            f"EIA {spec.name} rows carry no `value` field (fields: {fields}); the request must "
+            "include data[0]=value",
         )
-    if "period" not in frame.columns:
-        raise SourceError(f"EIA {spec.name} rows carry no `period` field: {frame.columns}")
-    return _to_long(frame, spec).sort(LONG_KEY, maintain_order=True)
+    if "period" not in fields:
+        raise MalformedResponse(where, f"EIA {spec.name} rows carry no `period` field: {fields}")
+    return _to_long(rows, spec, where).sort(LONG_KEY, maintain_order=True)
 
 
-def _detect_route(columns: list[str], hint: str | None) -> EIARoute:
+def _detect_route(columns: list[str], hint: str | None, where: str) -> EIARoute:
     if "subba" in columns or hint == SUB_BA_ROUTE:
-        raise SourceError(
+        raise MalformedResponse(
+            where,
             "EIA region-sub-ba-data rows (subba/parent) are not ingested: the long table's "
-            "region is a balancing authority. Fetch region-data for the parent BA instead."
+            "region is a balancing authority",
+            "Fetch region-data for the parent BA instead",
         )
     if "fromba" in columns and "toba" in columns:
         spec = ROUTES["interchange-data"]
@@ -504,17 +550,90 @@ def _detect_route(columns: list[str], hint: str | None) -> EIARoute:
     elif "type" in columns and "respondent" in columns:
         spec = ROUTES["region-data"]
     else:
-        raise SourceError(f"EIA rows have fields {columns}, which match no known rto route")
+        raise MalformedResponse(
+            where, f"EIA rows have fields {columns}, which match no known rto route"
+        )
     if hint is not None and hint != spec.name:
-        raise SourceError(f"EIA body stored as {hint!r} holds {spec.name} rows")
+        raise MalformedResponse(where, f"EIA body stored as {hint!r} holds {spec.name} rows")
     return spec
 
 
-def _to_long(frame: pl.DataFrame, spec: EIARoute) -> pl.DataFrame:
-    period = pl.col("period").cast(pl.String())
-    ending = (period + ":00").str.strptime(TIME, "%Y-%m-%dT%H:%M", strict=False)
-    value = pl.col("value").str.strip_chars().cast(pl.Float64(), strict=False)
-    code = pl.col(spec.code_field).cast(pl.String())
+PERIOD_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}", re.ASCII)
+NUMBER_PATTERN = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+"""A numeric string as EIA sends it; stricter than float(), which also takes "nan", "inf",
+"1_000" and non-ASCII digits."""
+
+
+def _number(value: object) -> float | None:
+    """An EIA `value` as a finite float, None for null; raises ValueError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not NUMBER_PATTERN.fullmatch(text):
+            raise ValueError("not a number")
+        number = float(text)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError(f"a JSON {type(value).__name__}, not a number")
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def _text_column(rows: list[dict], name: str, where: str, nullable: bool = False) -> list:
+    column = [row.get(name) for row in rows]
+    for i, value in enumerate(column):
+        if not isinstance(value, str) and not (nullable and value is None):
+            raise MalformedResponse(
+                where, f"EIA `{name}` of row {i} is {value!r}, not text ({len(rows)} rows)"
+            )
+    return column
+
+
+def _to_long(rows: list[dict], spec: EIARoute, where: str) -> pl.DataFrame:
+    periods = _text_column(rows, "period", where)
+    bad_period = next((p for p in periods if not PERIOD_PATTERN.fullmatch(p)), None)
+    values: list[float | None] = []
+    for row in rows:
+        try:
+            values.append(_number(row.get("value")))
+        except (ValueError, OverflowError) as exc:
+            raise RefusedValue(
+                where,
+                f"EIA {spec.name} `value` {row.get('value')!r} at period {row.get('period')} "
+                f"is {exc}",
+            ) from None
+    units = _text_column(rows, "value-units", where, nullable=True)
+    unknown_units = sorted({u for u in units if u is not None and u not in UNITS})
+    if unknown_units:
+        raise RefusedValue(
+            where,
+            f"EIA {spec.name} `value-units` {unknown_units} are not among {sorted(UNITS)}; "
+            "values in another unit cannot be stored beside MW",
+        )
+    frame = pl.DataFrame(
+        {
+            "period": periods,
+            "region": _text_column(rows, spec.region_field, where),
+            "code": _text_column(rows, spec.code_field, where),
+            "value": pl.Series(values, dtype=pl.Float64()),
+            # EIA-930's rto routes are all in MWh per hour; a row without a unit is in it too.
+            "units": pl.Series([UNITS.get(u or "", "MW") for u in units], dtype=pl.String()),
+        }
+    )
+    ending = (pl.col("period") + ":00").str.strptime(TIME, "%Y-%m-%dT%H:%M", strict=False)
+    checked = frame.with_columns(_ending=ending)
+    unreadable = checked.filter(pl.col("_ending").is_null())
+    if bad_period is not None or unreadable.height:
+        shown = bad_period if bad_period is not None else unreadable["period"][0]
+        raise MalformedResponse(
+            where,
+            f"EIA {spec.name} `period` {shown!r} is not UTC hourly YYYY-MM-DDTHH",
+            "Request frequency=hourly, not local-hourly",
+        )
+    code = pl.col("code")
     if spec.name == "region-data":
         # Unknown region-data types are kept under a visible name, never dropped.
         series = code.replace_strict(
@@ -524,37 +643,15 @@ def _to_long(frame: pl.DataFrame, spec: EIARoute) -> pl.DataFrame:
         series = pl.lit("generation_") + code.str.to_lowercase()
     else:
         series = pl.lit("interchange_to_") + code
-    units = (
-        pl.col("value-units").cast(pl.String()).replace(UNITS).fill_null("MW")
-        if "value-units" in frame.columns
-        else pl.lit("MW")
-    )
-    checked = frame.with_columns(
-        _ending=ending,
-        _value=value,
-        _bad_period=ending.is_null() | ~period.str.contains(r"^\d{4}-\d{2}-\d{2}T\d{2}$"),
-    )
-    bad = checked.filter(pl.col("_bad_period"))
-    if bad.height:
-        raise SourceError(
-            f"EIA {spec.name} `period` {bad['period'][0]!r} is not UTC hourly YYYY-MM-DDTHH "
-            f"({bad.height} rows); request frequency=hourly, not local-hourly"
-        )
-    unparsed = checked.filter(pl.col("value").is_not_null() & pl.col("_value").is_null())
-    if unparsed.height:
-        raise SourceError(
-            f"EIA {spec.name} `value` {unparsed['value'][0]!r} at period "
-            f"{unparsed['period'][0]} is not a number ({unparsed.height} rows)"
-        )
     return checked.select(
         # EIA stamps the hour's end; the platform stamps its start. The one conversion.
         interval_start_utc=pl.col("_ending") - pl.duration(hours=1),
-        region=pl.col(spec.region_field).cast(pl.String()),
+        region=pl.col("region"),
         series=series,
-        value=pl.col("_value"),
-        units=units,
+        value=pl.col("value"),
+        units=pl.col("units"),
         source=pl.lit(SOURCE),
-    ).cast(LONG_SCHEMA)
+    ).cast(LONG_SCHEMA)  # type: ignore[arg-type]
 
 
 def parse_eia_responses(responses: list[RawResponse]) -> pl.DataFrame:
@@ -570,7 +667,9 @@ def parse_eia_responses(responses: list[RawResponse]) -> pl.DataFrame:
                 f"parse_eia_responses got a {response.source!r} response "
                 f"({response.request_url}); pass only {SOURCE!r} responses"
             )
-        frames.append(parse_eia_body(response.body, route=response.dataset))
+        frames.append(
+            parse_eia_body(response.body, route=response.dataset, url=response.request_url)
+        )
     if not frames:
         return empty_long()
     frame = pl.concat(frames, how="vertical")

@@ -1,8 +1,11 @@
 """Bounded, jittered retries for every source's HTTP calls, with secrets kept out of errors.
 
-Each source decides which answers are retryable (EIA: 403, 429, 5xx; OASIS: 429 and its
-"retry later" error codes) and passes that in; this module owns the backoff arithmetic, the
-optional pacing between requests (OASIS wants >= 5 s) and the redaction of error messages.
+What is retried: transport faults (connection refused or dropped, timeouts, a body cut
+mid-transfer), throttling and outages (429, 5xx), and whatever a source's body check flags with
+RetryableSourceError (a truncated or corrupt body, OASIS "retry later" zips). What is not: every
+other answer, which the source's check turns into a typed error at once (a refused key, a bad
+request). This module owns the backoff arithmetic (with an injectable `sleep`, so tests never
+wait), the optional pacing between requests (OASIS wants >= 5 s) and the redaction of errors.
 """
 
 from __future__ import annotations
@@ -17,27 +20,31 @@ from typing import Protocol
 
 import requests
 
-from energy_assets.sources.base import RawResponse, redact
+from energy_assets.sources.base import (  # the error classes are re-exported from here
+    KeyRefused,
+    MalformedResponse,
+    RawResponse,
+    RefusedValue,
+    RequestRefused,
+    RetriesExhausted,
+    RetryableSourceError,
+    SourceError,
+    TransientSourceError,
+    redact,
+)
 
-
-class SourceError(RuntimeError):
-    """An upstream answered something the platform cannot use. The message never holds secrets."""
-
-
-class TransientSourceError(SourceError):
-    """Upstream trouble that a later attempt can fix (the asset's RetryPolicy re-runs it)."""
-
-
-class RetriesExhausted(TransientSourceError):
-    """Transient trouble outlasted the client's bounded retries; worth another try later."""
-
-
-class RetryableSourceError(SourceError):
-    """A transient upstream condition; raise it from a response check to trigger a retry."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+__all__ = [
+    "HttpFetcher",
+    "KeyRefused",
+    "MalformedResponse",
+    "RefusedValue",
+    "RequestRefused",
+    "RetriesExhausted",
+    "RetryPolicy",
+    "RetryableSourceError",
+    "SourceError",
+    "TransientSourceError",
+]
 
 
 class RetrySettings(Protocol):

@@ -24,7 +24,6 @@ to them.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import deque
@@ -36,8 +35,19 @@ import polars as pl
 import requests
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from energy_assets.sources.base import LONG_SCHEMA, RawResponse, empty_long
-from energy_assets.sources.http import HttpFetcher, RetryableSourceError, RetryPolicy, SourceError
+from energy_assets.sources.base import (
+    LONG_SCHEMA,
+    UNIT_LIMITS,
+    MalformedResponse,
+    RawResponse,
+    RefusedValue,
+    RequestRefused,
+    RetryableSourceError,
+    SourceError,
+    empty_long,
+    load_json,
+)
+from energy_assets.sources.http import HttpFetcher, RetryPolicy
 
 SOURCE = "open_meteo"
 DATASET = "archive_hourly"
@@ -235,26 +245,27 @@ class WeightBudget:
 
 
 def check_openmeteo_response(response: requests.Response) -> None:
-    """The fetcher's body check: Open-Meteo's `{"error": true, "reason": ...}` is final."""
+    """The fetcher's body check: a cut-off JSON body is retried; Open-Meteo's
+    `{"error": true, "reason": ...}` and any other status are final (RequestRefused)."""
     url = response.url
     try:
-        payload = json.loads(response.content)
+        payload = load_json(response.content)
     except ValueError as exc:
         if response.status_code == 200:
             raise RetryableSourceError(
                 f"GET {url} returned {len(response.content)} bytes that are not complete JSON "
                 f"({exc}); retrying"
-            ) from exc
-        raise SourceError(
+            ) from None
+        raise RequestRefused(
             f"GET {url} answered HTTP {response.status_code}: {response.text[:300]!r}"
-        ) from exc
+        ) from None
     if isinstance(payload, dict) and payload.get("error"):
-        raise SourceError(
+        raise RequestRefused(
             f"GET {url} answered HTTP {response.status_code} with Open-Meteo error: "
             f"{payload.get('reason')!r}. Check the variable names, dates and coordinates"
         )
     if response.status_code != 200:
-        raise SourceError(f"GET {url} answered HTTP {response.status_code}")
+        raise RequestRefused(f"GET {url} answered HTTP {response.status_code}")
 
 
 class OpenMeteoClient:
@@ -329,34 +340,43 @@ def parse_openmeteo_responses(
     order and snaps coordinates to its grid, so they are never matched by value); it becomes
     one row set per balancing authority in `points` at that coordinate. Rows are kept inside
     [start, end) when given, else inside the request's dates (taken as GMT days).
+
+    Nothing is guessed: a value that is not a JSON number or null, a non-finite number, a unit
+    outside `UNIT_LIMITS` and local times without `utc_offset_seconds` all raise RefusedValue;
+    any other unusable body raises MalformedResponse, naming the response.
     """
     frames = []
     codes_by_coord = _codes_by_coordinate(points)
     for response in responses:
-        where = f"response of {response.request_url}"
+        url = response.request_url
         try:
-            payload = json.loads(response.body)
+            payload = load_json(response.body)
         except ValueError as exc:
-            raise SourceError(f"{where}: body is not JSON ({exc}); re-fetch the day") from exc
+            raise MalformedResponse(url, f"body is not JSON ({exc})") from None
         if isinstance(payload, dict) and payload.get("error"):
-            raise SourceError(f"{where}: Open-Meteo error {payload.get('reason')!r}")
-        locations = payload if isinstance(payload, list) else [payload]
-        requested = _requested_coordinates(response.request_params)
-        if len(requested) != len(locations):
-            raise SourceError(
-                f"{where}: {len(locations)} locations in the body but {len(requested)} "
-                "requested; cannot tell which balancing authority each belongs to"
+            raise RequestRefused(
+                f"response of {url}: Open-Meteo error {payload.get('reason')!r}. Check the "
+                "variable names, dates and coordinates"
             )
-        window = _window(response.request_params, start, end)
+        locations = payload if isinstance(payload, list) else [payload]
+        requested = _requested_coordinates(response)
+        if len(requested) != len(locations):
+            raise MalformedResponse(
+                url,
+                f"{len(locations)} locations in the body but {len(requested)} requested; "
+                "cannot tell which balancing authority each belongs to",
+            )
+        window = _window(response, start, end)
+        zone = str(response.request_params.get("timezone", "GMT"))
         for index, (location, coord) in enumerate(zip(locations, requested, strict=True)):
             codes = codes_by_coord.get(coord)
             if not codes:
                 sent = f"{format_coordinate(coord[0])},{format_coordinate(coord[1])}"
                 raise SourceError(
-                    f"{where}: requested coordinate {sent} (location {index}) is not a point "
-                    "in the points table; parse with the table the request was built from"
+                    f"response of {url}: requested coordinate {sent} (location {index}) is not "
+                    "a point in the points table; parse with the table the request was built from"
                 )
-            frame = _location_frame(location, f"{where}, location {index}")
+            frame = _location_frame(location, url, f"location {index}", zone)
             if window is not None:
                 frame = frame.filter(
                     (pl.col("interval_start_utc") >= window[0])
@@ -379,70 +399,166 @@ def _codes_by_coordinate(points: pl.DataFrame) -> dict[tuple[int, int], list[str
     return out
 
 
-def _requested_coordinates(params: dict[str, object]) -> list[tuple[int, int]]:
+def _requested_coordinates(response: RawResponse) -> list[tuple[int, int]]:
+    params = response.request_params
     lat, lon = params.get("latitude"), params.get("longitude")
     if not isinstance(lat, str) or not isinstance(lon, str):
-        raise SourceError(
+        raise MalformedResponse(
+            response.request_url,
             f"request_params {params} lack the latitude/longitude lists needed to tell which "
-            "balancing authority each location belongs to"
+            "balancing authority each location belongs to",
         )
     try:
         lats = [coordinate_key(float(x)) for x in lat.split(",")]
         lons = [coordinate_key(float(x)) for x in lon.split(",")]
-    except ValueError as exc:
-        raise SourceError(f"request_params latitude={lat!r} longitude={lon!r}: {exc}") from exc
+    except (ValueError, OverflowError) as exc:
+        raise MalformedResponse(
+            response.request_url, f"request_params latitude={lat!r} longitude={lon!r}: {exc}"
+        ) from None
     if len(lats) != len(lons):
-        raise SourceError(f"request_params have {len(lats)} latitudes but {len(lons)} longitudes")
+        raise MalformedResponse(
+            response.request_url,
+            f"request_params have {len(lats)} latitudes but {len(lons)} longitudes",
+        )
     return list(zip(lats, lons, strict=True))
 
 
 def _window(
-    params: dict[str, object], start: datetime | None, end: datetime | None
+    response: RawResponse, start: datetime | None, end: datetime | None
 ) -> tuple[datetime, datetime] | None:
     if start is not None and end is not None:
         return as_utc(start, "start"), as_utc(end, "end")
+    params = response.request_params
     first, last = params.get("start_date"), params.get("end_date")
     zone = str(params.get("timezone", "GMT")).upper()
     if not isinstance(first, str) or not isinstance(last, str) or zone not in GMT_NAMES:
         return None
-    lo = datetime.fromisoformat(first).replace(tzinfo=UTC)
-    hi = datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1)
-    return lo, hi
+    try:
+        lo = date.fromisoformat(first)
+        hi = date.fromisoformat(last) + timedelta(days=1)
+    except (ValueError, OverflowError):
+        raise MalformedResponse(
+            response.request_url, f"request_params dates {first!r}..{last!r} are not ISO dates"
+        ) from None
+    return (
+        datetime.combine(lo, datetime.min.time(), UTC),
+        datetime.combine(hi, datetime.min.time(), UTC),
+    )
 
 
-def _location_frame(location: dict[str, Any], where: str) -> pl.DataFrame:
+WEATHER_UNITS = frozenset(UNIT_LIMITS) - {"MW", "USD/MWh"}
+MAX_OFFSET_S = 18 * 3600  # ISO 8601's widest offset; real zones stay within 14 h
+
+
+def _offset_seconds(location: dict[str, Any], requested_zone: str, url: str, where: str) -> int:
+    """The body's UTC offset; refuses local times it cannot place and contradictions."""
+    zone = location.get("timezone")
+    if zone is not None and not isinstance(zone, str):
+        raise MalformedResponse(url, f"{where}: timezone={zone!r} is not text")
+    is_gmt = str(zone if zone is not None else requested_zone).upper() in GMT_NAMES
+    if "utc_offset_seconds" not in location or location["utc_offset_seconds"] is None:
+        if not is_gmt:
+            raise RefusedValue(
+                url,
+                f"{where}: hourly.time is local to {zone or requested_zone!r} but the body "
+                "has no utc_offset_seconds, so the hours cannot be placed in UTC",
+                "Request timezone=GMT (the client does), or keep utc_offset_seconds in the body",
+            )
+        return 0
+    offset = location["utc_offset_seconds"]
+    if isinstance(offset, bool) or not isinstance(offset, int | float) or offset != int(offset):
+        raise MalformedResponse(url, f"{where}: utc_offset_seconds={offset!r} is not whole seconds")
+    if abs(offset) > MAX_OFFSET_S:
+        raise MalformedResponse(url, f"{where}: utc_offset_seconds={offset!r} is beyond 18 h")
+    if is_gmt and zone is not None and offset != 0:
+        raise RefusedValue(
+            url, f"{where}: timezone {zone!r} contradicts utc_offset_seconds={offset!r}"
+        )
+    return int(offset)
+
+
+def _numbers(values: list[Any], name: str, url: str, where: str) -> list[float | None]:
+    """A variable's values as finite floats or None; anything else is refused, never nulled."""
+    out: list[float | None] = []
+    for i, value in enumerate(values):
+        if value is None:
+            out.append(None)
+            continue
+        problem = None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problem = "not a number"
+        else:
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if math.isfinite(number):
+                out.append(number)
+                continue
+            problem = "not finite"
+        raise RefusedValue(
+            url, f"{where}: hourly.{name}[{i}] = {value!r} is {problem} ({len(values)} values)"
+        )
+    return out
+
+
+def _location_frame(
+    location: object, url: str, where: str, requested_zone: str = "GMT"
+) -> pl.DataFrame:
+    if not isinstance(location, dict):
+        raise MalformedResponse(url, f"{where} is {type(location).__name__}, not an object")
     hourly = location.get("hourly")
-    units = location.get("hourly_units") or {}
+    units = location.get("hourly_units")
     if not isinstance(hourly, dict) or "time" not in hourly:
-        raise SourceError(f"{where}: no hourly.time array (was hourly= requested?)")
+        raise MalformedResponse(
+            url, f"{where}: no hourly.time array", "Was hourly= requested? Fetch it again"
+        )
+    if units is not None and not isinstance(units, dict):
+        raise MalformedResponse(url, f"{where}: hourly_units is not an object")
     times = hourly["time"]
-    if times and not isinstance(times[0], str):
-        raise SourceError(f"{where}: hourly.time is not ISO text; request timeformat=iso8601")
-    offset = location.get("utc_offset_seconds", 0)
-    if not isinstance(offset, int | float):
-        raise SourceError(f"{where}: utc_offset_seconds={offset!r} is not a number")
+    if not isinstance(times, list) or not all(isinstance(t, str) for t in times):
+        raise MalformedResponse(
+            url, f"{where}: hourly.time is not a list of ISO text", "Request timeformat=iso8601"
+        )
+    offset = _offset_seconds(location, requested_zone, url, where)
     variables = [k for k in hourly if k != "time"]
+    not_lists = [k for k in variables if not isinstance(hourly[k], list)]
+    if not_lists:
+        raise MalformedResponse(url, f"{where}: hourly.{not_lists[0]} is not an array")
     lengths = {k: len(hourly[k]) for k in variables if len(hourly[k]) != len(times)}
     if lengths:
-        raise SourceError(
-            f"{where}: arrays {lengths} differ in length from hourly.time ({len(times)})"
+        raise MalformedResponse(
+            url, f"{where}: arrays {lengths} differ in length from hourly.time ({len(times)})"
         )
+    unit_map = {}
+    for name in variables:
+        unit = (units or {}).get(name)
+        unit_map[name] = normalise_unit(unit) if isinstance(unit, str) else None
+        if unit_map[name] not in WEATHER_UNITS:
+            raise RefusedValue(
+                url,
+                f"{where}: hourly_units.{name} is {unit!r}, not one of the units the platform "
+                f"stores ({sorted(WEATHER_UNITS)})",
+                "Request the default units (no temperature_unit, wind_speed_unit or "
+                "precipitation_unit), or add the unit to sources/base.py UNIT_LIMITS",
+            )
     columns = {"time": pl.Series(times, dtype=pl.String)}
     for name in variables:
-        columns[name] = pl.Series(hourly[name], dtype=pl.Float64, strict=False)
+        columns[name] = pl.Series(_numbers(hourly[name], name, url, where), dtype=pl.Float64)
     frame = pl.DataFrame(columns)
     parsed = frame.with_columns(
         (
             pl.col("time").str.to_datetime("%Y-%m-%dT%H:%M", time_unit="us", strict=False)
-            - pl.duration(seconds=int(offset))
+            - pl.duration(seconds=offset)
         )
         .dt.replace_time_zone("UTC")
         .alias("interval_start_utc")
     )
     bad = parsed.filter(pl.col("interval_start_utc").is_null())
     if bad.height:
-        raise SourceError(f"{where}: unreadable hourly.time value {bad['time'][0]!r}")
-    unit_map = {name: normalise_unit(str(units.get(name, ""))) for name in variables}
+        raise MalformedResponse(url, f"{where}: unreadable hourly.time value {bad['time'][0]!r}")
+    if not variables:
+        return pl.DataFrame(schema={k: v for k, v in LONG_SCHEMA.items() if k != "region"})
     return parsed.unpivot(
         on=variables, index="interval_start_utc", variable_name="series", value_name="value"
     ).with_columns(

@@ -247,3 +247,39 @@ def test_demand_far_from_its_own_forecast_is_reported_per_day_and_region():
         (pl.col("interval_start_utc").dt.hour() < 6).alias("is_observed")
     )
     assert check.run(tables.FEATURES, mostly_imputed)[0].height == 0
+
+
+def test_physically_impossible_raw_values_block_while_implausible_ones_only_warn():
+    start = datetime(2024, 1, 2, tzinfo=UTC)
+    rows = [
+        ("SWPP", "demand", 3.6e6, "MW"),  # a real EIA glitch (June 2023): implausible, possible
+        ("PJM", "demand", 2e7, "MW"),  # more than the world's generating capacity
+        ("CISO", "demand", float("inf"), "MW"),
+        ("CISO", "demand_forecast_da", float("nan"), "MW"),
+        ("CISO", "net_generation", None, "MW"),  # upstream null: kept, not judged
+        ("CISO", "temperature_2m", 20.0, "degF"),  # a unit the platform does not store
+        ("CISO", "relative_humidity_2m", 101.0, "%"),
+        ("CISO", "temperature_2m", 21.5, "degC"),
+    ]
+    frame = pl.DataFrame(
+        {
+            "interval_start_utc": [start + timedelta(hours=i) for i in range(len(rows))],
+            "region": [r[0] for r in rows],
+            "series": [r[1] for r in rows],
+            "copy_index": [0] * len(rows),
+            "value": [r[2] for r in rows],
+            "units": [r[3] for r in rows],
+            "source": ["eia930"] * len(rows),
+        },
+        schema=tables.RAW_EIA930.schema,
+    )
+    outcomes = {
+        o.name: o for o in evaluate(tables.RAW_EIA930, frame, tables.EXTRA_CHECKS["raw/eia930"])
+    }
+    possible = outcomes["value_physically_possible"]
+    assert possible.severity == "error" and not possible.passed
+    assert possible.sample["region"].to_list() == ["PJM", "CISO", "CISO", "CISO", "CISO"]
+    assert outcomes["bounds_value"].severity == "warn"
+    assert {c.name for c in check_plan(tables.RAW_WEATHER, tables.EXTRA_CHECKS["raw/weather"])} >= {
+        "value_physically_possible"
+    }

@@ -9,10 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from energy_assets.offline.caiso_api import caiso_handlers, retry_later_fault
-from energy_assets.offline.server import Fault, FaultPlan, StandInServer
+from energy_assets.offline.server import (
+    Fault,
+    FaultPlan,
+    StandInRequest,
+    StandInResponse,
+    StandInServer,
+)
 from energy_assets.sources.caiso import CAISOClient, CAISOConfig, parse_caiso_responses
-from energy_assets.sources.http import SourceError
+from energy_assets.sources.http import RetriesExhausted, SourceError, TransientSourceError
 from energy_assets_tests.offline.fakes_caiso_weather import CaisoWeatherWorld
+from energy_assets_tests.sources.corrupt_zip import corrupt_deflate
 
 DAY = datetime(2024, 7, 1, tzinfo=UTC)
 NEXT = DAY + timedelta(days=1)
@@ -83,6 +90,7 @@ def test_always_truncated_zip_fails_clearly_after_the_attempts(
     with pytest.raises(SourceError, match="not a complete zip") as raised:
         client(server, [], max_attempts=3).fetch("lmp", DAY, NEXT)
     assert "after 3 attempts" in str(raised.value)
+    assert isinstance(raised.value, TransientSourceError)
     assert "/oasisapi/SingleZip?queryname=PRC_LMP" in str(raised.value)
     assert server.count("/oasisapi/") == 3
 
@@ -103,3 +111,36 @@ def test_persistent_retry_later_fails_naming_the_oasis_code(
     with pytest.raises(SourceError, match="OASIS error 1015") as raised:
         client(server, [], max_attempts=2).fetch("lmp", DAY, NEXT)
     assert "retry later" in str(raised.value)
+
+
+def corrupting(server: StandInServer, times: int) -> None:
+    """The next `times` OASIS answers arrive with a deflate stream that zlib rejects."""
+    inner = caiso_handlers(CaisoWeatherWorld())["/oasisapi/"]
+    left = [times]
+
+    def handler(request: StandInRequest) -> StandInResponse:
+        response = inner(request)
+        if left[0] <= 0:
+            return response
+        left[0] -= 1
+        return StandInResponse(response.status, corrupt_deflate(response.body), response.headers)
+
+    server.handlers = {"/oasisapi/": handler}
+
+
+def test_corrupt_zip_is_retried_then_a_transient_error(
+    server: StandInServer, faults: FaultPlan
+) -> None:
+    try:
+        corrupting(server, times=1)
+        sleeps: list[float] = []
+        responses = client(server, sleeps).fetch("lmp", DAY, NEXT)
+        assert server.count("/oasisapi/") == 2 and len(sleeps) == 1
+        assert parse_caiso_responses(responses).height == 3 * 4 * 24
+
+        corrupting(server, times=10)
+        with pytest.raises(RetriesExhausted, match=r"zlib\.error") as raised:
+            client(server, [], max_attempts=3).fetch("lmp", DAY, NEXT)
+        assert isinstance(raised.value, TransientSourceError)
+    finally:
+        server.handlers = caiso_handlers(CaisoWeatherWorld())

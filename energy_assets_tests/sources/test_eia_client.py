@@ -24,7 +24,13 @@ from energy_assets.offline.server import (
 from energy_assets.offline.world import World
 from energy_assets.sources.base import RawResponse
 from energy_assets.sources.eia import EIAClient, EIAConfig, eia_parse_report, parse_eia_responses
-from energy_assets.sources.http import SourceError
+from energy_assets.sources.http import (
+    KeyRefused,
+    RequestRefused,
+    RetriesExhausted,
+    SourceError,
+    TransientSourceError,
+)
 from energy_assets_tests.offline.fakes import TinyWorld
 
 DAY = datetime(2024, 3, 10, tzinfo=UTC)
@@ -372,19 +378,48 @@ def test_truncated_body_is_retried_a_bounded_number_of_times(standin, world):
         standin.client(max_attempts=3).fetch("region-data", DAY, NEXT_DAY)
 
 
-def test_403_is_retried_then_names_the_key_problem(standin, world):
+def test_403_key_refused_fails_at_once_naming_the_key_problem(standin, world):
+    # A refused key stays refused: retrying it (formerly for minutes) cannot help.
     standin.use(eia_handlers(world, api_key="the-right-key"))
     client = standin.client(max_attempts=3)
-    with pytest.raises(SourceError) as caught:
+    with pytest.raises(KeyRefused) as caught:
         client.fetch("region-data", DAY, NEXT_DAY)
-    assert client.requests_made == 3
+    assert client.requests_made == 1 and standin.sleeps == []
+    assert not isinstance(caught.value, TransientSourceError)
     assert "API_KEY_INVALID" in str(caught.value)
-    assert "EIAConfig.api_key" in str(caught.value)
+    assert "EIAConfig.api_key" in str(caught.value) and not leaks(str(caught.value))
 
 
 def test_missing_key_is_reported_as_missing(standin):
-    with pytest.raises(SourceError, match="API_KEY_MISSING"):
+    with pytest.raises(KeyRefused, match="API_KEY_MISSING"):
         standin.client(api_key=None, max_attempts=2).fetch("region-data", DAY, NEXT_DAY)
+
+
+def test_401_fails_at_once_as_a_refused_key(standin):
+    standin.fault(kind="status", status=401, times=5, body=b"Unauthorized")
+    client = standin.client()
+    with pytest.raises(KeyRefused, match=r"HTTP 401.*EIAConfig\.api_key"):
+        client.fetch("region-data", DAY, NEXT_DAY)
+    assert client.requests_made == 1
+
+
+def test_400_bad_request_fails_at_once_saying_to_fix_the_request(standin):
+    error = b'{"error":"Invalid frequency \'millenially\' provided.","code":400}'
+    standin.fault(kind="status", status=400, times=5, body=error)
+    client = standin.client()
+    with pytest.raises(RequestRefused, match="Fix the request") as caught:
+        client.fetch("region-data", DAY, NEXT_DAY)
+    assert client.requests_made == 1 and standin.sleeps == []
+    assert not isinstance(caught.value, TransientSourceError)
+
+
+def test_over_rate_limit_is_retried_then_a_transient_error(standin):
+    throttled = b'{"error":{"code":"OVER_RATE_LIMIT","message":"slow down"}}'
+    standin.fault(kind="status", status=403, times=10, body=throttled)
+    client = standin.client(max_attempts=3)
+    with pytest.raises(RetriesExhausted, match="OVER_RATE_LIMIT"):
+        client.fetch("region-data", DAY, NEXT_DAY)
+    assert client.requests_made == 3 and len(standin.sleeps) == 2
 
 
 def test_transient_403_without_body_is_retried(standin):
@@ -477,7 +512,7 @@ def test_connection_dropped_mid_body_is_retried():
     import socket
     import threading
 
-    from energy_assets.sources.http import HttpFetcher, RetriesExhausted, RetryPolicy
+    from energy_assets.sources.http import HttpFetcher, RetryPolicy
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -10,7 +10,14 @@ import polars as pl
 import pytest
 import requests
 
-from energy_assets.sources.base import LONG_SCHEMA, raw_responses_frame, responses_from_frame
+from energy_assets.sources.base import (
+    LONG_SCHEMA,
+    MalformedResponse,
+    RawResponse,
+    RefusedValue,
+    raw_responses_frame,
+    responses_from_frame,
+)
 from energy_assets.sources.eia import (
     EIAClient,
     EIAConfig,
@@ -281,3 +288,56 @@ def test_parse_eia_responses_refuses_other_sources(recordings):
     foreign = [pages[0].__class__(**{**pages[0].__dict__, "source": "caiso_oasis"})]
     with pytest.raises(SourceError, match="'caiso_oasis' response"):
         parse_eia_responses(foreign)
+
+
+# --- values that must never be stored as numbers ----------------------------------------------
+
+
+def stored(data: bytes) -> RawResponse:
+    return RawResponse(
+        source="eia930",
+        dataset="region-data",
+        request_url="https://api.eia.gov/v2/electricity/rto/region-data/data/?api_key=REDACTED",
+        request_params={},
+        page=0,
+        status=200,
+        content_type="application/json",
+        fetched_at_utc=utc(2024, 1, 2, 0),
+        body=data,
+    )
+
+
+@pytest.mark.parametrize("value", ["1e999", "inf", "-Infinity", "NaN", "nan"])
+def test_non_finite_numeric_strings_are_refused_not_stored(value):
+    with pytest.raises(RefusedValue, match=rf"`value` '{value}' at period 2024-01-01T01"):
+        parse_eia_body(body([region_row("2024-01-01T01", value)]))
+
+
+@pytest.mark.parametrize("literal", [b"1e999", b"NaN", b"-Infinity"])
+def test_non_finite_json_numbers_are_refused_naming_the_response(literal):
+    text = json.dumps(body([region_row("2024-01-01T01", 0)])).encode()
+    with pytest.raises(MalformedResponse) as raised:
+        parse_eia_responses([stored(text.replace(b'"value": 0', b'"value": ' + literal))])
+    assert "region-data/data/?api_key=REDACTED" in str(raised.value)
+
+
+@pytest.mark.parametrize("value", [True, [], {"v": 1}, "1_000", "0x10", "１２"])
+def test_values_that_are_not_plain_numbers_are_refused(value):
+    with pytest.raises(RefusedValue, match="`value`"):
+        parse_eia_body(body([region_row("2024-01-01T01", value)]))
+
+
+def test_an_unknown_unit_is_refused_not_passed_through():
+    row = {**region_row("2024-01-01T01", 5), "value-units": "gigawatthours"}
+    with pytest.raises(RefusedValue, match=r"`value-units` \['gigawatthours'\]"):
+        parse_eia_body(body([row]))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff\xfe\x00garbage", b'{"response": {"data": [1, 2]}}', b"[" * 100_000, b""],
+)
+def test_malformed_bodies_raise_a_typed_error_naming_the_response(data):
+    with pytest.raises(MalformedResponse) as raised:
+        parse_eia_responses([stored(data)])
+    assert raised.value.url.endswith("api_key=REDACTED")

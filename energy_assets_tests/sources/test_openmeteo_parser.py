@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from energy_assets.sources.base import LONG_SCHEMA, RawResponse
+from energy_assets.sources.base import LONG_SCHEMA, MalformedResponse, RawResponse, RefusedValue
 from energy_assets.sources.http import SourceError
 from energy_assets.sources.openmeteo import normalise_unit, parse_openmeteo_responses
 
@@ -194,3 +194,57 @@ def test_units_are_normalised_to_ascii() -> None:
         "deg",
         "mm",
     ]
+
+
+# --- what is refused rather than guessed ---------------------------------------------------------
+
+
+def test_a_local_time_file_without_utc_offset_seconds_is_refused_not_read_as_utc(api: Path):
+    recorded = json.loads((api / OCEAN).read_bytes())
+    del recorded["utc_offset_seconds"]  # timezone still says Etc/GMT+9
+    with pytest.raises(RefusedValue, match=r"local to 'Etc/GMT\+9'.*no utc_offset_seconds"):
+        parse_openmeteo_responses(
+            [response(json.dumps(recorded).encode(), latitude="-12.5", longitude="-130.8")],
+            points(("SEA", -12.5, -130.8)),
+        )
+
+
+def test_a_gmt_file_without_utc_offset_seconds_is_utc() -> None:
+    body = location(34.1, -118.2, [1.0])
+    del body["utc_offset_seconds"]
+    parsed = parse_openmeteo_responses(
+        [response(json.dumps(body).encode(), latitude="34.05", longitude="-118.25", **GMT_PARAMS)],
+        points(("LA", 34.05, -118.25)),
+    )
+    assert parsed["interval_start_utc"].to_list() == [datetime(2024, 7, 1, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize("value", ["12.5", "n/a", True, [1.0]])
+def test_values_that_are_not_json_numbers_are_refused_not_nulled(value: object) -> None:
+    body = json.dumps(location(34.1, -118.2, [1.0, value])).encode()  # type: ignore[list-item]
+    with pytest.raises(RefusedValue, match=r"hourly\.shortwave_radiation\[1\]"):
+        parse_openmeteo_responses(
+            [response(body, latitude="34.05", longitude="-118.25", **GMT_PARAMS)],
+            points(("LA", 34.05, -118.25)),
+        )
+
+
+@pytest.mark.parametrize("literal", [b"1e999", b"NaN", b"-Infinity"])
+def test_non_finite_numbers_are_refused(literal: bytes) -> None:
+    body = json.dumps(location(34.1, -118.2, [1.0, 2.0])).encode().replace(b"2.0", literal)
+    with pytest.raises(MalformedResponse):
+        parse_openmeteo_responses(
+            [response(body, latitude="34.05", longitude="-118.25", **GMT_PARAMS)],
+            points(("LA", 34.05, -118.25)),
+        )
+
+
+@pytest.mark.parametrize("unit", ["°F", "mp/h", "BTU", None])
+def test_units_the_platform_does_not_know_are_refused(unit: str | None) -> None:
+    body = location(34.1, -118.2, [1.0])
+    body["hourly_units"] = {"time": "iso8601", "shortwave_radiation": unit}
+    with pytest.raises(RefusedValue, match=r"hourly_units\.shortwave_radiation"):
+        parse_openmeteo_responses(
+            [response(json.dumps(body).encode(), latitude="34.05", longitude="-118.25")],
+            points(("LA", 34.05, -118.25)),
+        )
