@@ -361,7 +361,9 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) {
     runs { runId status tags { key value } assetSelection { path } }
     assetBackfillData { assetBackfillStatuses { __typename
       ... on AssetPartitionsStatusCounts { assetKey { path } numPartitionsTargeted
-        numPartitionsInProgress numPartitionsMaterialized numPartitionsFailed } } } }
+        numPartitionsInProgress numPartitionsMaterialized numPartitionsFailed }
+      ... on UnpartitionedAssetStatus { assetKey { path } inProgress materialized failed }
+      } } }
   ... on PythonError { message } ... on BackfillNotFoundError { message } } }
 """
 

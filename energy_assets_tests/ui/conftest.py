@@ -24,6 +24,15 @@ from energy_assets_tests.ops.live_dagster import (
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 FIRST, LAST = date(2024, 3, 6), date(2024, 3, 8)
 RESPONDENTS = ["CISO", "ERCO"]
+# short ML windows (the stored range is three days), as in the CLI tests
+PIPELINE = {
+    "context_length": 24,
+    "horizon": 6,
+    "stride": 6,
+    "val_start_utc": "2024-03-07T12:00:00+00:00",
+    "test_start_utc": "2024-03-08T06:00:00+00:00",
+    "ring_sequence_length": 48,
+}
 CHROMIUM_ARGS = [
     "--no-sandbox",  # needed as root
     "--disable-gpu",
@@ -56,6 +65,7 @@ def live_ui(tmp_path_factory, chromium_path) -> Iterator[LiveDagster]:
         respondents=RESPONDENTS,
         data_dir=work / "data",
         dagster_home=work / "dagster_home",
+        extra={"pipeline": PIPELINE},
     )
     live = start_live_dagster(config, work / "dagster_home")
     try:

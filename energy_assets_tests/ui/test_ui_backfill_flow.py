@@ -168,29 +168,45 @@ def test_ui_materializes_one_partition_then_backfills_a_range_and_checks_pass(
     screenshots.take(page, "raw_graph_after_backfill")
 
 
-DAILY_LAYERS = ("raw", "aligned", "imputed", "features")
+def _statuses(backfill) -> dict[str, dict]:
+    return {
+        "/".join(s["assetKey"]["path"]): s
+        for s in backfill["assetBackfillData"]["assetBackfillStatuses"]
+    }
 
 
 def test_a_backfill_of_new_days_targets_exactly_those_days_and_succeeds(live_ui, page, screenshots):
-    """What the UI's launch dialog sends for every daily layer and two days that are not stored
-    (after the stored range): exactly two partitions per asset, although aligned reads ±1 day,
-    the screens ±21 days and features 8 days back; the newest day is provisional."""
+    """What the UI's "Materialize all" sends for every asset: first the stored range (so the ML
+    statistics have their training window), then two days that are not stored (after it).
+    Exactly two partitions per daily asset, although aligned reads ±1 day, the screens ±21
+    days, features 8 days back and the ML dataset its context; the whole-range ML artifacts
+    (statistics, sequences) are materialized once each, after the days they read."""
     from playwright.sync_api import expect
 
-    new = [(LAST + timedelta(days=i)).isoformat() for i in (1, 2)]
     keys = [
-        "/".join(node["assetKey"]["path"])
-        for node in live_ui.graphql(ASSET_NODES)["assetNodes"]
-        if node["groupName"] in DAILY_LAYERS
+        "/".join(node["assetKey"]["path"]) for node in live_ui.graphql(ASSET_NODES)["assetNodes"]
     ]
+    daily = {k for k in keys if k not in ("ml/normalization", "ml/ring_segments")}
+    stored = [(FIRST + timedelta(days=i)).isoformat() for i in range((LAST - FIRST).days + 1)]
+    first = live_ui.wait_backfill(
+        live_ui.launch_asset_backfill(keys, stored, title="stored range"), timeout_s=400
+    )
+    assert first["status"] == "COMPLETED_SUCCESS", first
+    new = [(LAST + timedelta(days=i)).isoformat() for i in (1, 2)]
     backfill_id = live_ui.launch_asset_backfill(keys, new, title="two new days")
-    backfill = live_ui.wait_backfill(backfill_id, timeout_s=300)
+    backfill = live_ui.wait_backfill(backfill_id, timeout_s=400)
     assert backfill["status"] == "COMPLETED_SUCCESS", backfill
-    statuses = backfill["assetBackfillData"]["assetBackfillStatuses"]
-    assert {"/".join(s["assetKey"]["path"]) for s in statuses} == set(keys)
-    for status in statuses:
+    statuses = _statuses(backfill)
+    assert set(statuses) == set(keys)
+    for key in daily:
+        status = statuses[key]
         assert status["numPartitionsTargeted"] == 2, status  # no widening to neighbours
         assert status["numPartitionsMaterialized"] == 2, status
+    for key in set(keys) - daily:
+        assert statuses[key]["materialized"] and not statuses[key]["failed"], statuses[key]
+    data = live_ui.config.parent.parent / "data"
+    for key in daily:
+        assert all((data / key / f"{day}.parquet").is_file() for day in new), key
     page.goto(f"{live_ui.url}/runs/b/{backfill_id}")
     expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
     screenshots.take(page, "new_days_backfill_completed")
