@@ -14,8 +14,11 @@ Why these choices (shared/docs/ring_attention_mlx.md section 4):
 - Worker processes get a hostfile on free loopback ports, a watchdog that exits the process
   after `timeout_s` (a blocked `recv` never returns to Python, so `signal.alarm` would not
   fire), their own process group, and the parent kills every group on failure or timeout.
-- Only the forward pass: `send` has no VJP in MLX 0.32, so training needs a hand-written ring
-  backward (not provided here).
+- Only the forward pass here: `send` has no VJP in MLX 0.32. The differentiable ring (a
+  custom VJP whose backward rotates K, V, dK, dV) is `ring_grad.py`, built on
+  `RingAccumulator` (its `lse`) and `tile_mask`.
+- Each rank evaluates after every query tile's row of score tiles, so a rank holds one row of
+  [sub, sub] tiles at a time, never its whole [L, L] block of scores.
 """
 
 from __future__ import annotations
@@ -263,6 +266,38 @@ def full_attention_mlx(problem: RingProblem, *, causal: bool) -> np.ndarray:
 # --------------------------------------------------------------------------- the algorithm
 
 
+def row_ends(pairs: list[tuple[int, int, bool]]) -> list[bool]:
+    """For each planned (q_tile, k_tile, ...) pair: is it the last one of its query tile?
+
+    Plans list pairs row by row; evaluating at row ends keeps one row of score tiles alive.
+    """
+    return [i == len(pairs) - 1 or pairs[i + 1][0] != pair[0] for i, pair in enumerate(pairs)]
+
+
+def tile_mask(
+    position_by_rank: np.ndarray,
+    segment_by_rank: np.ndarray,
+    *,
+    causal: bool,
+    rank: int,
+    qi: int,
+    src: int,
+    ki: int,
+    sub: int,
+) -> mx.array:
+    """Visible (query, key) pairs of query tile `qi` of `rank` against key tile `ki` of `src`.
+
+    Same segment id and, if causal, key position <= query position: [sub, sub] bool.
+    """
+    qs, ks = slice(qi * sub, (qi + 1) * sub), slice(ki * sub, (ki + 1) * sub)
+    sq, sk = mx.array(segment_by_rank[rank, qs]), mx.array(segment_by_rank[src, ks])
+    mask = sq[:, None] == sk[None, :]
+    if causal:
+        pq, pk = mx.array(position_by_rank[rank, qs]), mx.array(position_by_rank[src, ks])
+        mask = mask & (pq[:, None] >= pk[None, :])
+    return mask
+
+
 class RingAccumulator:
     """One rank's queries with running max `m`, softmax denominator and weighted-value sum.
 
@@ -295,22 +330,23 @@ class RingAccumulator:
         self.scored = 0
 
     def _mask(self, qi: int, src: int, ki: int) -> mx.array:
-        qs, ks = (
-            slice(qi * self.sub, (qi + 1) * self.sub),
-            slice(ki * self.sub, (ki + 1) * self.sub),
+        return tile_mask(
+            self.pos,
+            self.seg,
+            causal=self.causal,
+            rank=self.rank,
+            qi=qi,
+            src=src,
+            ki=ki,
+            sub=self.sub,
         )
-        sq, sk = mx.array(self.seg[self.rank, qs]), mx.array(self.seg[src, ks])
-        mask = sq[:, None] == sk[None, :]
-        if self.causal:
-            pq, pk = mx.array(self.pos[self.rank, qs]), mx.array(self.pos[src, ks])
-            mask = mask & (pq[:, None] >= pk[None, :])
-        return mask
 
     def update(self, kv: mx.array, step: int) -> None:
         """Fold in the K/V block held at ring step `step` (it came from rank - step mod P)."""
         p = self.pos.shape[0]
         src = (self.rank - step) % p
-        for qi, ki, needs_mask in self.plan[step]:
+        pairs = self.plan[step]
+        for (qi, ki, needs_mask), row_end in zip(pairs, row_ends(pairs), strict=True):
             k = kv[0, :, ki * self.sub : (ki + 1) * self.sub]
             v = kv[1, :, ki * self.sub : (ki + 1) * self.sub]
             s = self.q[qi] @ k.transpose(0, 2, 1)
@@ -325,11 +361,19 @@ class RingAccumulator:
             self.acc[qi] = self.acc[qi] * alpha + prob @ v
             self.m[qi] = m_new
             self.scored += s.shape[1] * s.shape[2]
-        # Evaluate per step so the lazy graph stays one step deep.
-        mx.eval(self.m, self.denom, self.acc)
+            if row_end:
+                # Evaluate per query tile: only one row of [sub, sub] score tiles is ever
+                # alive, so memory stays O(L * sub), not O(L^2) per step.
+                mx.eval(self.m[qi], self.denom[qi], self.acc[qi])
 
     def result(self) -> mx.array:
         return mx.concatenate([a / d for a, d in zip(self.acc, self.denom, strict=True)], axis=1)
+
+    def lse(self) -> mx.array:
+        """Log-sum-exp of each query's (scaled, masked) scores, [H, L, 1]: what a backward needs."""
+        return mx.concatenate(
+            [m + mx.log(d) for m, d in zip(self.m, self.denom, strict=True)], axis=1
+        )
 
 
 def ring_attention_rank(
@@ -518,12 +562,16 @@ def write_ring_inputs(
     world_size: int,
     *,
     n_sub: int | None = None,
+    cotangents: Sequence[np.ndarray] | None = None,
 ) -> None:
     """Per-rank inputs of several cases in one safetensors file, read lazily per rank.
 
     Keys `case{i}.rank{r}.q/k/v` and `case{i}.position_by_rank/segment_by_rank`; the case list
     (layout, causal, sub-blocks: `n_sub`, default `default_sub_blocks`) is JSON in the header.
     Several cases share one process launch, which is most of the wall time of a small check.
+    With `cotangents` ([H, N, D] per case, global order) every case is a gradient case
+    (`ring_grad.run_ring_grad_checks`): keys `case{i}.rank{r}.d_out` are added, and `n_sub`
+    None lets `ring_grad.default_n_sub` choose.
     """
     arrays: dict[str, mx.array] = {}
     configs = []
@@ -533,12 +581,20 @@ def write_ring_inputs(
         perm, block = tab["perm"], tab["block"]
         arrays[f"case{i}.position_by_rank"] = mx.array(tab["position_by_rank"])
         arrays[f"case{i}.segment_by_rank"] = mx.array(tab["segment_by_rank"])
+        grad = cotangents is not None
         for rank in range(world_size):
             idx = perm[rank * block : (rank + 1) * block]
             for name in ("q", "k", "v"):
                 arrays[f"case{i}.rank{rank}.{name}"] = mx.array(getattr(problem, name)[:, idx])
+            if cotangents is not None:
+                arrays[f"case{i}.rank{rank}.d_out"] = mx.array(cotangents[i][:, idx])
         configs.append(
-            {"layout": layout, "causal": causal, "n_sub": n_sub or default_sub_blocks(layout)}
+            {
+                "layout": layout,
+                "causal": causal,
+                "n_sub": n_sub if grad else n_sub or default_sub_blocks(layout),
+                "grad": grad,
+            }
         )
     header = {"world_size": world_size, "cases": configs}
     mx.save_safetensors(
