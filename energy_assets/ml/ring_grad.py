@@ -77,6 +77,9 @@ from energy_assets.ml.ring_attention import (
     write_ring_inputs,
 )
 
+GRAD_NAMES = ("out", "dq", "dk", "dv")
+# Output and gradients of one case, [H, N, D] each, global order.
+Grads = dict[str, np.ndarray]
 # Rotates the blocks held by the local ranks of this process: rank i receives what rank i-1 held.
 RotateHeld = Callable[[list[mx.array]], list[mx.array]]
 
@@ -418,8 +421,8 @@ def dense_attention(
 
 def reference_grads(
     problem: RingProblem, d_out: np.ndarray, *, causal: bool, dtype: mx.Dtype = mx.float64
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Dense attention output and its (dQ, dK, dV) for cotangent `d_out`, via `mx.vjp`.
+) -> Grads:
+    """Dense attention's out, dq, dk, dv for cotangent `d_out`, via `mx.vjp`.
 
     float64 by default (MLX runs it on the CPU), so a comparison measures the ring's float32
     error and not the reference's: the float32 dense reference is itself up to ~1e-5 off at
@@ -435,7 +438,7 @@ def reference_grads(
         [mx.array(d_out).astype(dtype)],
     )
     mx.eval(out, grads)
-    return np.array(out), [np.array(g) for g in grads]
+    return dict(zip(GRAD_NAMES, (np.array(a) for a in (out, *grads)), strict=True))
 
 
 def random_cotangent(problem: RingProblem, seed: int) -> np.ndarray:
@@ -444,14 +447,13 @@ def random_cotangent(problem: RingProblem, seed: int) -> np.ndarray:
     return rng.standard_normal(problem.q.shape).astype(np.float32)
 
 
-def grad_errors(
-    got: dict[str, np.ndarray], ref_out: np.ndarray, ref_grads: list[np.ndarray]
-) -> dict[str, float]:
+def grad_errors(got: Grads, ref: Grads) -> dict[str, float]:
     """Max abs error of out, dq, dk, dv against the reference, plus the gradients' scale."""
-    ref = {"out": ref_out, "dq": ref_grads[0], "dk": ref_grads[1], "dv": ref_grads[2]}
-    errors = {f"{name}_max_abs_err": float(np.abs(got[name] - ref[name]).max()) for name in ref}
+    errors = {
+        f"{name}_max_abs_err": float(np.abs(got[name] - ref[name]).max()) for name in GRAD_NAMES
+    }
     errors["grad_max_abs_err"] = max(errors[f"{n}_max_abs_err"] for n in ("dq", "dk", "dv"))
-    errors["grad_reference_max_abs"] = max(float(np.abs(g).max()) for g in ref_grads)
+    errors["grad_reference_max_abs"] = max(float(np.abs(ref[n]).max()) for n in ("dq", "dk", "dv"))
     return errors
 
 
@@ -470,13 +472,20 @@ def ring_grad_rank(
     causal: bool,
     n_sub: int | None = None,
 ) -> tuple[dict[str, mx.array], dict[str, float]]:
-    """Output and dq, dk, dv of loss = sum(out * d_out) on one rank, under `mx.value_and_grad`."""
+    """One training-style step on one rank: out, dq, dk, dv and an all-reduced shared gradient.
 
-    def loss(q: mx.array, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array]:
+    loss = sum(out * d_out) with out = ring_attention(q * g0, k * g1, v * g2) and a gain
+    g = (1, 1, 1) shared by all ranks like a model's parameters: `mx.value_and_grad` gives
+    this rank's partial d_gain, `all_reduce_grads` sums it over the ranks (what the optimizer
+    step of a model would use; at g = 1 it equals sum(q * dq), sum(k * dk), sum(v * dv) over
+    all N tokens).
+    """
+
+    def loss(q: mx.array, k: mx.array, v: mx.array, gain: mx.array) -> tuple[mx.array, mx.array]:
         out = ring_attention(
-            q,
-            k,
-            v,
+            q * gain[0],
+            k * gain[1],
+            v * gain[2],
             positions=positions,
             segment_ids=segment_ids,
             group=group,
@@ -486,12 +495,54 @@ def ring_grad_rank(
         return (out * d_out).sum(), out
 
     t0 = time.perf_counter()
-    (_value, out), (dq, dk, dv) = mx.value_and_grad(loss, argnums=(0, 1, 2))(q, k, v)
-    mx.eval(out, dq, dk, dv)
-    return {"out": out, "dq": dq, "dk": dk, "dv": dv}, {"fwd_bwd_s": time.perf_counter() - t0}
+    step = mx.value_and_grad(loss, argnums=(0, 1, 2, 3))
+    (_value, out), (dq, dk, dv, d_gain) = step(q, k, v, mx.ones((3,), dtype=q.dtype))
+    d_gain = all_reduce_grads({"gain": d_gain}, group)["gain"]
+    mx.eval(out, dq, dk, dv, d_gain)
+    elapsed = time.perf_counter() - t0
+    return {"out": out, "dq": dq, "dk": dk, "dv": dv, "d_gain": d_gain}, {"fwd_bwd_s": elapsed}
 
 
 # --------------------------------------------------------------------------- multi-process
+
+
+def run_ring_grad_workers(
+    cases: Sequence[tuple[RingProblem, Layout, bool]],
+    cotangents: Sequence[np.ndarray],
+    world_size: int,
+    *,
+    timeout_s: float = 120.0,
+    n_sub: int | None = None,
+) -> tuple[list[Grads], list[list[dict[str, float]]], float]:
+    """Run every case on P real ranks (`ring_worker`, ring backend on loopback).
+
+    Every rank runs `ring_grad_rank` on its own tokens. Returns per case out, dq, dk, dv
+    reassembled in global order plus `d_gain_by_rank` ([P, 3], the all-reduced shared
+    gradient as each rank got it), per case the per-rank timings and peak memory, and the
+    launch wall time.
+    """
+    with tempfile.TemporaryDirectory(prefix="ring_grad_") as tmp:
+        wd = Path(tmp)
+        write_ring_inputs(wd, cases, world_size, n_sub=n_sub, cotangents=cotangents)
+        wall = launch_ring_workers(wd, world_size, timeout_s=timeout_s)
+        timings = [
+            json.loads((wd / f"timings_rank{rank}.json").read_text()) for rank in range(world_size)
+        ]
+        outputs = []
+        for i, (problem, layout, _causal) in enumerate(cases):
+            gains = [np.load(wd / f"case{i}_d_gain_rank{rank}.npy") for rank in range(world_size)]
+            perm = layout_permutation(problem.n_tokens, world_size, layout)
+            block = problem.n_tokens // world_size
+            got = {name: np.empty_like(problem.q) for name in GRAD_NAMES}
+            for rank in range(world_size):
+                for name, arr in got.items():
+                    part = np.load(wd / f"case{i}_{name}_rank{rank}.npy")
+                    if part.shape != (problem.q.shape[0], block, problem.q.shape[2]):
+                        raise RingCheckError(f"case {i} rank {rank} {name} has shape {part.shape}")
+                    arr[:, perm[rank * block : (rank + 1) * block]] = part
+            outputs.append({**got, "d_gain_by_rank": np.stack(gains)})
+    ranks = [[t["cases"][i] for t in timings] for i in range(len(cases))]
+    return outputs, ranks, wall
 
 
 def run_ring_grad_checks(
@@ -501,63 +552,45 @@ def run_ring_grad_checks(
     seed: int = 0,
     timeout_s: float = 120.0,
     n_sub: int | None = None,
-    workdir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Gradients of P real ranks (`ring_worker`, ring backend on loopback) vs dense `mx.vjp`.
+    """Gradients of P real ranks vs `mx.vjp` of dense attention, per case.
 
-    Each case gets a seeded cotangent; every rank computes loss = sum(out * d_out) on its own
-    tokens with `ring_attention` under `mx.value_and_grad`; the parent reassembles out, dq, dk,
-    dv in global order and compares them with `mx.vjp` of dense attention in float64 (and,
-    reported beside, in float32). Returns per case the max abs errors, per-rank timings and
-    peak RSS.
+    Each case gets a seeded cotangent (`seed + i`); `run_ring_grad_workers` runs them. Errors
+    are against the float64 reference; `vs_float32_dense` and `float32_dense_vs_float64` are
+    reported beside (the float32 dense reference is not exact either). Returns per case the
+    max abs errors, per-rank timings and peak memory.
     """
     cotangents = [random_cotangent(problem, seed + i) for i, (problem, _, _) in enumerate(cases)]
-    with tempfile.TemporaryDirectory(prefix="ring_grad_") as tmp:
-        wd = Path(workdir or tmp)
-        wd.mkdir(parents=True, exist_ok=True)
-        write_ring_inputs(wd, cases, world_size, n_sub=n_sub, cotangents=cotangents)
-        wall = launch_ring_workers(wd, world_size, timeout_s=timeout_s)
-        results = []
-        timings = [
-            json.loads((wd / f"timings_rank{rank}.json").read_text()) for rank in range(world_size)
-        ]
-        for i, (problem, layout, causal) in enumerate(cases):
-            perm = layout_permutation(problem.n_tokens, world_size, layout)
-            block = problem.n_tokens // world_size
-            got = {name: np.empty_like(problem.q) for name in ("out", "dq", "dk", "dv")}
-            for rank in range(world_size):
-                for name, arr in got.items():
-                    part = np.load(wd / f"case{i}_{name}_rank{rank}.npy")
-                    if part.shape != (problem.q.shape[0], block, problem.q.shape[2]):
-                        raise RingCheckError(f"case {i} rank {rank} {name} has shape {part.shape}")
-                    arr[:, perm[rank * block : (rank + 1) * block]] = part
-            ref_out, ref_grads = reference_grads(problem, cotangents[i], causal=causal)
-            f32_out, f32_grads = reference_grads(
-                problem, cotangents[i], causal=causal, dtype=mx.float32
-            )
-            results.append(
-                {
-                    **grad_errors(got, ref_out, ref_grads),
-                    "vs_float32_dense": grad_errors(got, f32_out, f32_grads),
-                    "float32_dense_vs_float64": grad_errors(
-                        {
-                            "out": f32_out,
-                            "dq": f32_grads[0],
-                            "dk": f32_grads[1],
-                            "dv": f32_grads[2],
-                        },
-                        ref_out,
-                        ref_grads,
-                    ),
-                    "finite": all(bool(np.isfinite(a).all()) for a in got.values()),
-                    "mode": "distributed",
-                    "layout": layout,
-                    "world_size": world_size,
-                    "causal": causal,
-                    "n_tokens": problem.n_tokens,
-                    "n_segments": int(np.unique(problem.segment_ids).size),
-                    "ranks": [t["cases"][i] for t in timings],
-                    "wall_s": wall,
-                }
-            )
+    outputs, ranks, wall = run_ring_grad_workers(
+        cases, cotangents, world_size, timeout_s=timeout_s, n_sub=n_sub
+    )
+    results = []
+    for i, (problem, layout, causal) in enumerate(cases):
+        got = outputs[i]
+        f64 = reference_grads(problem, cotangents[i], causal=causal)
+        f32 = reference_grads(problem, cotangents[i], causal=causal, dtype=mx.float32)
+        # The shared gain's gradient must be the full sum over all N tokens on every rank.
+        # Its terms cancel (sum ~50 from terms summing to ~10^4 in absolute value), so the
+        # error is relative to the sum of absolute terms, the scale float32 rounding acts on.
+        terms = [getattr(problem, x).astype(np.float64) * f64[f"d{x}"] for x in ("q", "k", "v")]
+        expected = np.array([t.sum() for t in terms])
+        scale = np.array([np.abs(t).sum() for t in terms])
+        gain_err = np.abs(got["d_gain_by_rank"] - expected) / scale
+        results.append(
+            {
+                **grad_errors(got, f64),
+                "d_gain_max_rel_err": float(gain_err.max()),
+                "vs_float32_dense": grad_errors(got, f32),
+                "float32_dense_vs_float64": grad_errors(f32, f64),
+                "finite": all(bool(np.isfinite(a).all()) for a in got.values()),
+                "mode": "distributed",
+                "layout": layout,
+                "world_size": world_size,
+                "causal": causal,
+                "n_tokens": problem.n_tokens,
+                "n_segments": int(np.unique(problem.segment_ids).size),
+                "ranks": ranks[i],
+                "wall_s": wall,
+            }
+        )
     return results

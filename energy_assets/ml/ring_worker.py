@@ -28,8 +28,18 @@ from energy_assets.ml.ring_attention import distributed_rotate, ring_attention_r
 from energy_assets.ml.ring_grad import ring_grad_rank
 
 
-def _peak_rss_mib() -> float:
-    # Linux reports ru_maxrss in KiB.
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (VmHWM) in MiB.
+
+    Not `ru_maxrss`: Linux carries that across fork and exec, so a worker started by a parent
+    that once held 500 MiB would report at least 500 MiB. VmHWM belongs to the address space
+    `exec` created. Falls back to ru_maxrss (KiB on Linux) where /proc is missing.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -65,7 +75,7 @@ def _grad_case(
         np.save(workdir / f"case{i}_{name}_rank{rank}.npy", np.array(value))
     return {
         **timing,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
         "mlx_peak_mib": mx.get_peak_memory() / 2**20,
     }
 
