@@ -16,9 +16,10 @@ Why these choices (shared/docs/ring_attention_mlx.md section 4):
   fire), their own process group, and the parent kills every group on failure or timeout.
 - Only the forward pass here: `send` has no VJP in MLX 0.32. The differentiable ring (a
   custom VJP whose backward rotates K, V, dK, dV) is `ring_grad.py`, built on
-  `RingAccumulator` (its `lse`) and `tile_mask`.
-- Each rank evaluates after every query tile's row of score tiles, so a rank holds one row of
-  [sub, sub] tiles at a time, never its whole [L, L] block of scores.
+  `RingAccumulator` (its `lse`) and `tile_rows`.
+- Each rank computes a query tile against all its visible key tiles of a step as one row
+  (`tile_rows`) and evaluates row by row, so it holds one [sub, m*sub] row of scores at a
+  time, never its whole [L, L] block.
 """
 
 from __future__ import annotations
@@ -266,36 +267,51 @@ def full_attention_mlx(problem: RingProblem, *, causal: bool) -> np.ndarray:
 # --------------------------------------------------------------------------- the algorithm
 
 
-def row_ends(pairs: list[tuple[int, int, bool]]) -> list[bool]:
-    """For each planned (q_tile, k_tile, ...) pair: is it the last one of its query tile?
+@dataclass(frozen=True)
+class TileRow:
+    """One query tile's visible key tiles at one ring step, computed as one [sub, m*sub] row.
 
-    Plans list pairs row by row; evaluating at row ends keeps one row of score tiles alive.
+    `keys`: local indices of the row's key tokens (the key tiles concatenated); `mask`: the
+    [sub, m*sub] visibility (same segment and, if causal, key position <= query position),
+    None when every pair is visible.
     """
-    return [i == len(pairs) - 1 or pairs[i + 1][0] != pair[0] for i, pair in enumerate(pairs)]
+
+    qi: int
+    keys: mx.array
+    mask: mx.array | None
+    n_tiles: int
 
 
-def tile_mask(
+def tile_rows(
+    pairs: list[tuple[int, int, bool]],
     position_by_rank: np.ndarray,
     segment_by_rank: np.ndarray,
     *,
     causal: bool,
     rank: int,
-    qi: int,
     src: int,
-    ki: int,
     sub: int,
-) -> mx.array:
-    """Visible (query, key) pairs of query tile `qi` of `rank` against key tile `ki` of `src`.
+) -> list[TileRow]:
+    """Group a step's `block_plan` pairs by query tile: one matmul per row instead of per tile.
 
-    Same segment id and, if causal, key position <= query position: [sub, sub] bool.
+    Rows are evaluated one at a time, so a rank holds one [sub, m*sub] row of scores (O(L * sub)),
+    never its [L, L] block, and the per-op overhead is paid per row, not per tile.
     """
-    qs, ks = slice(qi * sub, (qi + 1) * sub), slice(ki * sub, (ki + 1) * sub)
-    sq, sk = mx.array(segment_by_rank[rank, qs]), mx.array(segment_by_rank[src, ks])
-    mask = sq[:, None] == sk[None, :]
-    if causal:
-        pq, pk = mx.array(position_by_rank[rank, qs]), mx.array(position_by_rank[src, ks])
-        mask = mask & (pq[:, None] >= pk[None, :])
-    return mask
+    rows = []
+    for qi in dict.fromkeys(q for q, _, _ in pairs):
+        tiles = [(ki, needs) for q, ki, needs in pairs if q == qi]
+        keys = np.concatenate([np.arange(ki * sub, (ki + 1) * sub) for ki, _ in tiles])
+        mask = None
+        if any(needs for _, needs in tiles):
+            qs = slice(qi * sub, (qi + 1) * sub)
+            visible = segment_by_rank[rank, qs][:, None] == segment_by_rank[src, keys][None, :]
+            if causal:
+                visible &= (
+                    position_by_rank[rank, qs][:, None] >= position_by_rank[src, keys][None, :]
+                )
+            mask = mx.array(visible)
+        rows.append(TileRow(qi, mx.array(keys.astype(np.int32)), mask, len(tiles)))
+    return rows
 
 
 class RingAccumulator:
@@ -328,43 +344,38 @@ class RingAccumulator:
         self.denom = [mx.zeros((h, self.sub, 1)) for _ in range(n_sub)]
         self.acc = [mx.zeros((h, self.sub, d)) for _ in range(n_sub)]
         self.scored = 0
-
-    def _mask(self, qi: int, src: int, ki: int) -> mx.array:
-        return tile_mask(
-            self.pos,
-            self.seg,
-            causal=self.causal,
-            rank=self.rank,
-            qi=qi,
-            src=src,
-            ki=ki,
-            sub=self.sub,
-        )
+        self.max_score_entries = 0
 
     def update(self, kv: mx.array, step: int) -> None:
         """Fold in the K/V block held at ring step `step` (it came from rank - step mod P)."""
         p = self.pos.shape[0]
         src = (self.rank - step) % p
-        pairs = self.plan[step]
-        for (qi, ki, needs_mask), row_end in zip(pairs, row_ends(pairs), strict=True):
-            k = kv[0, :, ki * self.sub : (ki + 1) * self.sub]
-            v = kv[1, :, ki * self.sub : (ki + 1) * self.sub]
-            s = self.q[qi] @ k.transpose(0, 2, 1)
-            if needs_mask:
-                s = mx.where(self._mask(qi, src, ki)[None], s, -mx.inf)
+        rows = tile_rows(
+            self.plan[step],
+            self.pos,
+            self.seg,
+            causal=self.causal,
+            rank=self.rank,
+            src=src,
+            sub=self.sub,
+        )
+        for row in rows:
+            qi = row.qi
+            s = self.q[qi] @ kv[0][:, row.keys].transpose(0, 2, 1)
+            if row.mask is not None:
+                s = mx.where(row.mask[None], s, -mx.inf)
             m_new = mx.maximum(self.m[qi], s.max(axis=-1, keepdims=True))
             # A row with no visible key so far keeps max -inf; shift by 0 there to avoid NaN.
             m_safe = mx.where(mx.isinf(m_new), 0.0, m_new)
             prob = mx.exp(s - m_safe)
             alpha = mx.exp(self.m[qi] - m_safe)
             self.denom[qi] = self.denom[qi] * alpha + prob.sum(axis=-1, keepdims=True)
-            self.acc[qi] = self.acc[qi] * alpha + prob @ v
+            self.acc[qi] = self.acc[qi] * alpha + prob @ kv[1][:, row.keys]
             self.m[qi] = m_new
-            self.scored += s.shape[1] * s.shape[2]
-            if row_end:
-                # Evaluate per query tile: only one row of [sub, sub] score tiles is ever
-                # alive, so memory stays O(L * sub), not O(L^2) per step.
-                mx.eval(self.m[qi], self.denom[qi], self.acc[qi])
+            self.scored += row.n_tiles * self.sub * self.sub
+            self.max_score_entries = max(self.max_score_entries, s.shape[1] * s.shape[2])
+            # Evaluate per row: one [sub, m*sub] row of scores alive at a time.
+            mx.eval(self.m[qi], self.denom[qi], self.acc[qi])
 
     def result(self) -> mx.array:
         return mx.concatenate([a / d for a, d in zip(self.acc, self.denom, strict=True)], axis=1)

@@ -72,8 +72,7 @@ from energy_assets.ml.ring_attention import (
     Rotate,
     distributed_rotate,
     launch_ring_workers,
-    row_ends,
-    tile_mask,
+    tile_rows,
     write_ring_inputs,
 )
 
@@ -107,7 +106,7 @@ class RingTables:
             self.position_by_rank, self.segment_by_rank, causal=self.causal, n_sub=self.n_sub
         )
         # What any rank ever held: checked by the tests (O(N/P) memory per rank).
-        self.stats = {"max_block_tokens": 0, "max_tile_entries": 0, "hops": 0}
+        self.stats = {"max_block_tokens": 0, "max_score_entries": 0, "hops": 0}
 
     @property
     def world_size(self) -> int:
@@ -117,18 +116,10 @@ class RingTables:
     def block(self) -> int:
         return int(self.position_by_rank.shape[1])
 
-    def mask(self, rank: int, qi: int, src: int, ki: int, sub: int) -> mx.array:
-        """`tile_mask` of query tile `qi` of `rank` against key tile `ki` of `src`."""
-        return tile_mask(
-            self.position_by_rank,
-            self.segment_by_rank,
-            causal=self.causal,
-            rank=rank,
-            qi=qi,
-            src=src,
-            ki=ki,
-            sub=sub,
-        )
+    def see_scores(self, scores: mx.array) -> None:
+        """Record the size of a score array a rank computed ([H, sub, m*sub], per head)."""
+        entries = scores.shape[-2] * scores.shape[-1]
+        self.stats["max_score_entries"] = max(self.stats["max_score_entries"], entries)
 
     def see_block(self, held: mx.array) -> None:
         """Record and check a held K/V(/dK/dV) block: it must be one rank's L tokens."""
@@ -178,39 +169,35 @@ class RingGradAccumulator:
         """Fold in the [4, H, L, D] (K, V, dK, dV) block held at `step`; return it updated."""
         t = self.tables
         t.see_block(held)
-        src = (self.rank - step) % t.world_size
-        cut = [slice(i * self.sub, (i + 1) * self.sub) for i in range(t.n_sub)]
-        k = [held[0][:, c] for c in cut]
-        v = [held[1][:, c] for c in cut]
-        dk = [held[2][:, c] for c in cut]
-        dv = [held[3][:, c] for c in cut]
-        pairs = t.plan[self.rank][step]
-        touched: list[int] = []
-        for (qi, ki, needs_mask), row_end in zip(pairs, row_ends(pairs), strict=True):
-            s = self.q[qi] @ k[ki].transpose(0, 2, 1)
-            if needs_mask:
-                s = mx.where(t.mask(self.rank, qi, src, ki, self.sub)[None], s, -mx.inf)
-            p = mx.exp(s - self.lse[qi])
-            dv[ki] = dv[ki] + p.transpose(0, 2, 1) @ self.d_out[qi]
-            ds = p * (self.d_out[qi] @ v[ki].transpose(0, 2, 1) - self.delta[qi])
-            self.dq[qi] = self.dq[qi] + ds @ k[ki]
-            dk[ki] = dk[ki] + ds.transpose(0, 2, 1) @ self.q[qi]
-            t.stats["max_tile_entries"] = max(t.stats["max_tile_entries"], s.shape[1] * s.shape[2])
-            touched.append(ki)
-            if row_end:
-                # MLX runs a vjp with its graph retained (every array a tracer, `mx.eval`
-                # detaches nothing), so the score tiles of this query row are freed only when
-                # nothing references them: replace the accumulators by untraced copies. At most
-                # one row of [sub, sub] tiles is then alive, O(L * sub) memory, not O(L^2).
-                mx.eval(self.dq[qi], [dk[j] for j in touched], [dv[j] for j in touched])
-                self.dq[qi] = _untraced(self.dq[qi])
-                for j in touched:
-                    dk[j], dv[j] = _untraced(dk[j]), _untraced(dv[j])
-                touched = []
-        updated = mx.stack(
-            [held[0], held[1], mx.concatenate(dk, axis=1), mx.concatenate(dv, axis=1)]
+        k, v, dk, dv = held[0], held[1], held[2], held[3]
+        rows = tile_rows(
+            t.plan[self.rank][step],
+            t.position_by_rank,
+            t.segment_by_rank,
+            causal=t.causal,
+            rank=self.rank,
+            src=(self.rank - step) % t.world_size,
+            sub=self.sub,
         )
-        return _untraced(updated)
+        for row in rows:
+            qi, keys = row.qi, row.keys
+            k_row = k[:, keys]
+            s = self.q[qi] @ k_row.transpose(0, 2, 1)
+            if row.mask is not None:
+                s = mx.where(row.mask[None], s, -mx.inf)
+            p = mx.exp(s - self.lse[qi])
+            ds = p * (self.d_out[qi] @ v[:, keys].transpose(0, 2, 1) - self.delta[qi])
+            self.dq[qi] = self.dq[qi] + ds @ k_row
+            dk = dk.at[:, keys].add(ds.transpose(0, 2, 1) @ self.q[qi])
+            dv = dv.at[:, keys].add(p.transpose(0, 2, 1) @ self.d_out[qi])
+            t.see_scores(s)
+            # MLX runs a vjp with its graph retained (every array a tracer, `mx.eval` detaches
+            # nothing), so this row's scores are freed only when nothing references them:
+            # continue from untraced copies. One [sub, m*sub] row is then alive at a time,
+            # O(L * sub) memory, not O(L^2).
+            mx.eval(self.dq[qi], dk, dv)
+            self.dq[qi], dk, dv = (_untraced(x) for x in (self.dq[qi], dk, dv))
+        return mx.stack([k, v, dk, dv])
 
     def d_q(self) -> mx.array:
         return mx.concatenate(self.dq, axis=1) * self.scale
@@ -250,8 +237,9 @@ def _ring_function(
             for acc, kv in zip(accs, held, strict=True):
                 tables.see_block(kv)
                 acc.update(kv, step)
-                sub = kv.shape[-2] // tables.n_sub
-                tables.stats["max_tile_entries"] = max(tables.stats["max_tile_entries"], sub * sub)
+                tables.stats["max_score_entries"] = max(
+                    tables.stats["max_score_entries"], acc.max_score_entries
+                )
             if step < p - 1:
                 held = rotate(held)
                 tables.stats["hops"] += 1
@@ -373,7 +361,7 @@ def simulated_ring_attention(
     Lays q, k, v out with `layout`, runs the same custom-VJP ring as `ring_attention` (rotation
     = list shift) and returns the output in global order; differentiable, so `mx.vjp` of it is
     compared with the dense reference. `stats`, if given, receives what any rank held
-    (`max_block_tokens`, `max_tile_entries`, `hops`).
+    (`max_block_tokens`, `max_score_entries` per head, `hops`).
     """
     h, n, d = q.shape
     perm = layout_permutation(n, world_size, layout)
