@@ -15,8 +15,9 @@ Two parts, measured in the same run:
    package printed as the floor. The ring's gradients at N = 8,760 are also compared with
    the dense float32 baseline's.
 
-The two cores of this machine are shared: the ring's 2 ranks use one core each, the
-single-process baselines may use both. Usage:
+The two cores of this machine are shared (also with other jobs): the ring's 2 ranks take one
+core each, the single-process baselines may use both. CPU seconds (all threads, all ranks)
+are printed beside wall time, since wall time grows with whatever else runs. Usage:
 
     python benchmarks/ring_backward.py            # as described
     python benchmarks/ring_backward.py --small    # smoke: N = 1,024 and 2,048
@@ -82,19 +83,21 @@ def run_baseline(variant: str, n: int, head_dim: int, out_path: Path) -> None:
     def loss(q, k, v):
         return (attend(q, k, v) * cot).sum()
 
-    times = []
+    times, cpu = [], []
     for _ in range(2):
         mx.reset_peak_memory()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _value, grads = mx.value_and_grad(loss, argnums=(0, 1, 2))(q, k, v)
         mx.eval(grads)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     np.savez(out_path, dq=np.array(grads[0]), dk=np.array(grads[1]), dv=np.array(grads[2]))
     print(
         json.dumps(
             {
                 "variant": variant,
                 "fwd_bwd_s": times,
+                "cpu_s": cpu,
                 "peak_rss_mib": _rss_mib(),
                 "rss_before_mib": floor,
                 "mlx_peak_mib": mx.get_peak_memory() / 2**20,
@@ -168,11 +171,13 @@ def main() -> int:
     imports = subprocess_json(["--baseline", "imports"])
     ring_warm = max(r["fwd_bwd_s"] for r in ranks[1])
     ring_cold = max(r["fwd_bwd_s"] for r in ranks[0])
+    ring_cpu = sum(r["cpu_s"] for r in ranks[1])
     rows = [
         (
             "ring P=2",
             ring_cold,
             ring_warm,
+            ring_cpu,
             " / ".join(f"{r['peak_rss_mib']:.0f}" for r in ranks[1]),
             " / ".join(
                 f"{max(a['mlx_peak_mib'], b['mlx_peak_mib']):.0f}"
@@ -202,22 +207,28 @@ def main() -> int:
                     f"full {variant}",
                     res["fwd_bwd_s"][0],
                     res["fwd_bwd_s"][1],
+                    res["cpu_s"][1],
                     f"{res['peak_rss_mib']:.0f}",
                     f"{res['mlx_peak_mib']:.0f}",
                 )
             )
     print(f"process floor (python + mlx + package imported): {imports['peak_rss_mib']:.0f} MiB RSS")
-    print("variant      cold s   warm s   tokens/s (warm)   peak RSS MiB (per rank)   MLX peak MiB")
-    for name, cold, warm, rss, mlx_peak in rows:
+    print(
+        "variant      cold s   warm s   tokens/s (warm)   CPU s (warm, all ranks)"
+        "   peak RSS MiB (per rank)   MLX peak MiB"
+    )
+    for name, cold, warm, cpu, rss, mlx_peak in rows:
         print(
-            f"{name:<12} {cold:>6.2f} {warm:>8.2f} {n_speed / warm:>14.0f}    {rss:>18}"
-            f"   {mlx_peak:>12}"
+            f"{name:<12} {cold:>6.2f} {warm:>8.2f} {n_speed / warm:>14.0f}    {cpu:>20.2f}"
+            f"    {rss:>22}   {mlx_peak:>12}"
         )
     for variant in ("dense", "sdpa"):
-        warm = baselines[variant][0]["fwd_bwd_s"][1]
+        res = baselines[variant][0]
+        warm, cpu = res["fwd_bwd_s"][1], res["cpu_s"][1]
         print(
-            f"ring / full {variant}: {warm / ring_warm:.2f}x tokens/s "
-            f"(warm; ring {n_speed / ring_warm:.0f}, full {n_speed / warm:.0f})"
+            f"ring / full {variant}: {warm / ring_warm:.2f}x tokens/s by wall time "
+            f"(ring {n_speed / ring_warm:.0f}, full {n_speed / warm:.0f}); "
+            f"{cpu / ring_cpu:.2f}x tokens per CPU second"
         )
     dense = baselines["dense"][1]
     diff = max(float(np.abs(outputs[1][n] - dense[n]).max()) for n in ("dq", "dk", "dv"))

@@ -482,13 +482,13 @@ def ring_grad_rank(
         )
         return (out * d_out).sum(), out
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     step = mx.value_and_grad(loss, argnums=(0, 1, 2, 3))
     (_value, out), (dq, dk, dv, d_gain) = step(q, k, v, mx.ones((3,), dtype=q.dtype))
     d_gain = all_reduce_grads({"gain": d_gain}, group)["gain"]
     mx.eval(out, dq, dk, dv, d_gain)
-    elapsed = time.perf_counter() - t0
-    return {"out": out, "dq": dq, "dk": dk, "dv": dv, "d_gain": d_gain}, {"fwd_bwd_s": elapsed}
+    timing = {"fwd_bwd_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    return {"out": out, "dq": dq, "dk": dk, "dv": dv, "d_gain": d_gain}, timing
 
 
 # --------------------------------------------------------------------------- multi-process
