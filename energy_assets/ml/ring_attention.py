@@ -295,7 +295,7 @@ def tile_rows(
     """Group a step's `block_plan` pairs by query tile: one matmul per row instead of per tile.
 
     Rows are evaluated one at a time, so a rank holds one [sub, m*sub] row of scores (O(L * sub)),
-    never its [L, L] block, and the per-op overhead is paid per row, not per tile.
+    never its [L, L] block.
     """
     rows = []
     for qi in dict.fromkeys(q for q, _, _ in pairs):
@@ -586,13 +586,13 @@ def write_ring_inputs(
     """
     arrays: dict[str, mx.array] = {}
     configs = []
+    grad = cotangents is not None
     for i, (problem, layout, causal) in enumerate(cases):
         _check_length(problem, world_size)
         tab = _layout_tables(problem.n_tokens, world_size, layout, problem.segment_ids)
         perm, block = tab["perm"], tab["block"]
         arrays[f"case{i}.position_by_rank"] = mx.array(tab["position_by_rank"])
         arrays[f"case{i}.segment_by_rank"] = mx.array(tab["segment_by_rank"])
-        grad = cotangents is not None
         for rank in range(world_size):
             idx = perm[rank * block : (rank + 1) * block]
             for name in ("q", "k", "v"):

@@ -40,8 +40,12 @@ at each step the rank recomputes the probabilities of each visible tile from lse
 (P = exp(S - lse)), adds its queries' contributions to the travelling dK/dV and to its own dQ.
 After P hops (the last one carries only dK, dV) the accumulators are back on their owner. The
 same `block_plan` skips provably masked tiles in both passes. No rank holds more than its own
-L-token blocks plus one travelling block, and score tiles are [sub, sub] with sub = L / n_sub,
-never N x N.
+L-token blocks plus one travelling block, and a score array is one row of tiles, at most
+[sub, L] with sub = L / n_sub, never N x N. MLX keeps the graph of traced arrays alive, so
+both passes work on untraced copies of their arguments (see `_untraced`); the price is a host
+copy of the arguments and, in the backward, of dK and dV ([H, L, D]) after every row, and that
+the function cannot run under `mx.compile` (it calls `mx.eval` and talks to the neighbours
+from Python).
 """
 
 from __future__ import annotations
