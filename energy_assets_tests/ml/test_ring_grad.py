@@ -165,9 +165,9 @@ def test_ring_attention_rejects_tables_of_the_wrong_shape():
 def test_two_process_ring_gradients_match_dense_vjp_at_4096_tokens_for_every_layout():
     # Each rank passes its own [L] positions and segment ids (all-gathered inside).
     problem = random_ring_problem(4096, segment_lengths=PACKED_4096, n_heads=1, head_dim=16, seed=1)
-    results = run_ring_grad_checks(
-        [(problem, layout, True) for layout in LAYOUTS], world_size=2, timeout_s=120
-    )
+    cases = [(problem, layout, True) for layout in LAYOUTS] + [(problem, "striped", False)]
+    results = run_ring_grad_checks(cases, world_size=2, timeout_s=120)
+    assert [(r["layout"], r["causal"]) for r in results] == [(c[1], c[2]) for c in cases]
     for result in results:
         assert result["mode"] == "distributed" and len(result["ranks"]) == 2
         assert result["finite"]
@@ -180,5 +180,6 @@ def test_two_process_ring_gradients_match_dense_vjp_at_4096_tokens_for_every_lay
         assert result["d_gain_max_rel_err"] < 1e-6, result
         for rank in result["ranks"]:
             assert rank["peak_rss_mib"] > 0 and rank["mlx_peak_mib"] > 0
-            # One rank's MLX peak stays below one dense 4096 x 4096 float32 score matrix.
-            assert rank["mlx_peak_mib"] < 4096 * 4096 * 4 / 2**20
+            # A rank's MLX peak (9-12 MiB measured) stays below even its own [N/P, N/P] float32
+            # block of scores (16 MiB), let alone the N x N matrix (64 MiB).
+            assert rank["mlx_peak_mib"] < (4096 // 2) ** 2 * 4 / 2**20
