@@ -14,8 +14,12 @@ Why these choices (shared/docs/ring_attention_mlx.md section 4):
 - Worker processes get a hostfile on free loopback ports, a watchdog that exits the process
   after `timeout_s` (a blocked `recv` never returns to Python, so `signal.alarm` would not
   fire), their own process group, and the parent kills every group on failure or timeout.
-- Only the forward pass: `send` has no VJP in MLX 0.32, so training needs a hand-written ring
-  backward (not provided here).
+- Only the forward pass here: `send` has no VJP in MLX 0.32. The differentiable ring (a
+  custom VJP whose backward rotates K, V, dK, dV) is `ring_grad.py`, built on
+  `RingAccumulator` (its `lse`) and `tile_rows`.
+- Each rank computes a query tile against all its visible key tiles of a step as one row
+  (`tile_rows`) and evaluates row by row, so it holds one [sub, m*sub] row of scores at a
+  time, never its whole [L, L] block.
 """
 
 from __future__ import annotations
@@ -263,6 +267,53 @@ def full_attention_mlx(problem: RingProblem, *, causal: bool) -> np.ndarray:
 # --------------------------------------------------------------------------- the algorithm
 
 
+@dataclass(frozen=True)
+class TileRow:
+    """One query tile's visible key tiles at one ring step, computed as one [sub, m*sub] row.
+
+    `keys`: local indices of the row's key tokens (the key tiles concatenated); `mask`: the
+    [sub, m*sub] visibility (same segment and, if causal, key position <= query position),
+    None when every pair is visible.
+    """
+
+    qi: int
+    keys: mx.array
+    mask: mx.array | None
+    n_tiles: int
+
+
+def tile_rows(
+    pairs: list[tuple[int, int, bool]],
+    position_by_rank: np.ndarray,
+    segment_by_rank: np.ndarray,
+    *,
+    causal: bool,
+    rank: int,
+    src: int,
+    sub: int,
+) -> list[TileRow]:
+    """Group a step's `block_plan` pairs by query tile: one matmul per row instead of per tile.
+
+    Rows are evaluated one at a time, so a rank holds one [sub, m*sub] row of scores (O(L * sub)),
+    never its [L, L] block.
+    """
+    rows = []
+    for qi in dict.fromkeys(q for q, _, _ in pairs):
+        tiles = [(ki, needs) for q, ki, needs in pairs if q == qi]
+        keys = np.concatenate([np.arange(ki * sub, (ki + 1) * sub) for ki, _ in tiles])
+        mask = None
+        if any(needs for _, needs in tiles):
+            qs = slice(qi * sub, (qi + 1) * sub)
+            visible = segment_by_rank[rank, qs][:, None] == segment_by_rank[src, keys][None, :]
+            if causal:
+                visible &= (
+                    position_by_rank[rank, qs][:, None] >= position_by_rank[src, keys][None, :]
+                )
+            mask = mx.array(visible)
+        rows.append(TileRow(qi, mx.array(keys.astype(np.int32)), mask, len(tiles)))
+    return rows
+
+
 class RingAccumulator:
     """One rank's queries with running max `m`, softmax denominator and weighted-value sum.
 
@@ -293,43 +344,47 @@ class RingAccumulator:
         self.denom = [mx.zeros((h, self.sub, 1)) for _ in range(n_sub)]
         self.acc = [mx.zeros((h, self.sub, d)) for _ in range(n_sub)]
         self.scored = 0
-
-    def _mask(self, qi: int, src: int, ki: int) -> mx.array:
-        qs, ks = (
-            slice(qi * self.sub, (qi + 1) * self.sub),
-            slice(ki * self.sub, (ki + 1) * self.sub),
-        )
-        sq, sk = mx.array(self.seg[self.rank, qs]), mx.array(self.seg[src, ks])
-        mask = sq[:, None] == sk[None, :]
-        if self.causal:
-            pq, pk = mx.array(self.pos[self.rank, qs]), mx.array(self.pos[src, ks])
-            mask = mask & (pq[:, None] >= pk[None, :])
-        return mask
+        self.max_score_entries = 0
 
     def update(self, kv: mx.array, step: int) -> None:
         """Fold in the K/V block held at ring step `step` (it came from rank - step mod P)."""
         p = self.pos.shape[0]
         src = (self.rank - step) % p
-        for qi, ki, needs_mask in self.plan[step]:
-            k = kv[0, :, ki * self.sub : (ki + 1) * self.sub]
-            v = kv[1, :, ki * self.sub : (ki + 1) * self.sub]
-            s = self.q[qi] @ k.transpose(0, 2, 1)
-            if needs_mask:
-                s = mx.where(self._mask(qi, src, ki)[None], s, -mx.inf)
+        rows = tile_rows(
+            self.plan[step],
+            self.pos,
+            self.seg,
+            causal=self.causal,
+            rank=self.rank,
+            src=src,
+            sub=self.sub,
+        )
+        for row in rows:
+            qi = row.qi
+            s = self.q[qi] @ kv[0][:, row.keys].transpose(0, 2, 1)
+            if row.mask is not None:
+                s = mx.where(row.mask[None], s, -mx.inf)
             m_new = mx.maximum(self.m[qi], s.max(axis=-1, keepdims=True))
             # A row with no visible key so far keeps max -inf; shift by 0 there to avoid NaN.
             m_safe = mx.where(mx.isinf(m_new), 0.0, m_new)
             prob = mx.exp(s - m_safe)
             alpha = mx.exp(self.m[qi] - m_safe)
             self.denom[qi] = self.denom[qi] * alpha + prob.sum(axis=-1, keepdims=True)
-            self.acc[qi] = self.acc[qi] * alpha + prob @ v
+            self.acc[qi] = self.acc[qi] * alpha + prob @ kv[1][:, row.keys]
             self.m[qi] = m_new
-            self.scored += s.shape[1] * s.shape[2]
-        # Evaluate per step so the lazy graph stays one step deep.
-        mx.eval(self.m, self.denom, self.acc)
+            self.scored += row.n_tiles * self.sub * self.sub
+            self.max_score_entries = max(self.max_score_entries, s.shape[1] * s.shape[2])
+            # Evaluate per row: one [sub, m*sub] row of scores alive at a time.
+            mx.eval(self.m[qi], self.denom[qi], self.acc[qi])
 
     def result(self) -> mx.array:
         return mx.concatenate([a / d for a, d in zip(self.acc, self.denom, strict=True)], axis=1)
+
+    def lse(self) -> mx.array:
+        """Log-sum-exp of each query's (scaled, masked) scores, [H, L, 1]: what a backward needs."""
+        return mx.concatenate(
+            [m + mx.log(d) for m, d in zip(self.m, self.denom, strict=True)], axis=1
+        )
 
 
 def ring_attention_rank(
@@ -518,15 +573,20 @@ def write_ring_inputs(
     world_size: int,
     *,
     n_sub: int | None = None,
+    cotangents: Sequence[np.ndarray] | None = None,
 ) -> None:
     """Per-rank inputs of several cases in one safetensors file, read lazily per rank.
 
     Keys `case{i}.rank{r}.q/k/v` and `case{i}.position_by_rank/segment_by_rank`; the case list
     (layout, causal, sub-blocks: `n_sub`, default `default_sub_blocks`) is JSON in the header.
     Several cases share one process launch, which is most of the wall time of a small check.
+    With `cotangents` ([H, N, D] per case, global order) every case is a gradient case
+    (`ring_grad.run_ring_grad_checks`): keys `case{i}.rank{r}.d_out` are added, and `n_sub`
+    None lets `ring_grad.default_n_sub` choose.
     """
     arrays: dict[str, mx.array] = {}
     configs = []
+    grad = cotangents is not None
     for i, (problem, layout, causal) in enumerate(cases):
         _check_length(problem, world_size)
         tab = _layout_tables(problem.n_tokens, world_size, layout, problem.segment_ids)
@@ -537,8 +597,15 @@ def write_ring_inputs(
             idx = perm[rank * block : (rank + 1) * block]
             for name in ("q", "k", "v"):
                 arrays[f"case{i}.rank{rank}.{name}"] = mx.array(getattr(problem, name)[:, idx])
+            if cotangents is not None:
+                arrays[f"case{i}.rank{rank}.d_out"] = mx.array(cotangents[i][:, idx])
         configs.append(
-            {"layout": layout, "causal": causal, "n_sub": n_sub or default_sub_blocks(layout)}
+            {
+                "layout": layout,
+                "causal": causal,
+                "n_sub": n_sub if grad else n_sub or default_sub_blocks(layout),
+                "grad": grad,
+            }
         )
     header = {"world_size": world_size, "cases": configs}
     mx.save_safetensors(
