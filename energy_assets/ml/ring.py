@@ -211,6 +211,8 @@ def load_balance_report(
         summary[layout] = {
             "valid_max_over_min": float(valid.max() / max(valid.min(), 1)),
             "scored_max_over_min": float(scored.max() / max(scored.min(), 1)),
+            # share of the computed score entries that the mask lets through (1 = no waste)
+            "scored_efficiency": float(valid.sum() / max(scored.sum(), 1)),
         }
     frame = pl.DataFrame(
         rows,
@@ -410,7 +412,9 @@ def build_ring_segments(
         for layout_name, figures in summary.items():
             into = worst.setdefault(layout_name, dict.fromkeys(figures, 0.0))
             for name, value in figures.items():
-                into[name] = max(into[name], value)
+                # the worst sequence: the highest imbalance, the lowest efficiency
+                worse = min if name == "scored_efficiency" else max
+                into[name] = value if sequence == 0 else worse(into[name], value)
     assert report is not None
     metadata: dict[str, Any] = {
         "schema_version": RING_SCHEMA_VERSION,

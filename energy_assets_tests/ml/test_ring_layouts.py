@@ -134,3 +134,24 @@ def test_zigzag_balances_causal_work_exactly_and_contiguous_does_not():
         for layout in LAYOUTS:
             total = frame.filter(frame["layout"] == layout)["valid_pairs"].sum()
             assert total == 4096 * 4097 // 2
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_packed_segments_unbalance_zigzag_but_striped_stays_within_5_percent(world_size):
+    # Segments of a packed sequence (regions of uneven length): zigzag balances one segment,
+    # not several; striped deals every segment's positions round-robin, so each rank's causal
+    # work stays within 5 % (at the price of scoring masked pairs: efficiency below 1).
+    rng = np.random.default_rng(world_size)
+    for lengths in ([2000, 3000, 3760], list(rng.integers(100, 1500, 12)), [744] * 11 + [576]):
+        total = sum(lengths)
+        n = padded_length(total, world_size)
+        segments = np.concatenate(
+            [np.full(length, i) for i, length in enumerate(lengths)]
+            + [np.full(n - total, len(lengths))]
+        )
+        _, summary = load_balance_report(segments, world_size)
+        assert summary["striped"]["valid_max_over_min"] <= 1.05, lengths
+        assert summary["striped"]["scored_max_over_min"] <= 1.05, lengths
+        assert summary["zigzag"]["scored_efficiency"] > summary["striped"]["scored_efficiency"]
+        if len(lengths) == 3:  # three long segments: zigzag is far from balanced
+            assert summary["zigzag"]["valid_max_over_min"] > 1.3
