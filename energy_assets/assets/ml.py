@@ -10,9 +10,9 @@
   `window`), so it is the same whether it is built alone or in a range; a day whose horizon was
   not stored yet is provisional, like the transforms' edge days.
 - `ml/ring_segments` (not partitioned): the sequences of the configured split window packed
-  and laid out for P ring-attention ranks, built from the stored days of that window. A
-  sequence spans many days, so it is one artifact; it refuses days normalised with different
-  statistics (they would be stale in the UI: re-materialize them first).
+  and laid out for P ring-attention ranks. A sequence spans many days, so it is one artifact;
+  it is built from the features of its window and the current statistics by the same code as
+  the `ml/dataset` days (so it never mixes days normalised with different statistics).
 
 Observed weather is a past-only covariate (transform/features.py roles): it is not known
 before the hour, and treating it as known in advance would leak the future into the inputs.
@@ -43,7 +43,6 @@ from energy_assets.io.parquet import FrameWithMetadata, PartitionLoader, window
 from energy_assets.ml.dataset import (
     DatasetConfig,
     FeatureSpec,
-    MLDataset,
     build_dataset,
     fit_normalization,
 )
@@ -213,7 +212,12 @@ def ml_assets(context_days: int, horizon_days: int) -> list[AssetsDefinition]:
 
     @asset(
         key=["ml", "ring_segments"],
-        ins={"dataset": AssetIn(key=["ml", "dataset"], partition_mapping=AllPartitionMapping())},
+        ins={
+            "features": AssetIn(
+                key=["features", "hourly"], partition_mapping=AllPartitionMapping()
+            ),
+            "normalization": AssetIn(key=["ml", "normalization"]),
+        },
         group_name="ml",
         kinds={"parquet", "mlx"},
         description="Sequences of the configured split window (pipeline.ring_split), "
@@ -223,26 +227,28 @@ def ml_assets(context_days: int, horizon_days: int) -> list[AssetsDefinition]:
     )
     @observed
     def ml_ring_segments(
-        context: AssetExecutionContext, pipeline: PipelineResource, dataset: PartitionLoader
+        context: AssetExecutionContext,
+        pipeline: PipelineResource,
+        features: PartitionLoader,
+        normalization: pl.DataFrame,
     ) -> FrameWithMetadata:
+        # Built from the features and the current statistics with the same code as the
+        # ml/dataset days, not from those days: a day that is stale (normalised with earlier
+        # statistics) can then never mix into a sequence.
         config = dataset_config(pipeline)
-        days, open_ended = ring_days(config.bounds(), pipeline.ring_split, dataset)
-        parts = _load_days(dataset, days, f"ml/ring_segments (split {pipeline.ring_split})")
-        fingerprints = {
-            decode_parquet_metadata(p.file_metadata).get("statistics_fingerprint") for p in parts
-        }
-        if len(fingerprints) != 1:
-            raise ValueError(
-                f"ml/dataset days {days[0]}..{days[-1]} were normalised with {len(fingerprints)} "
-                "different statistics or settings: re-materialize the stale ml/dataset days "
-                "(the UI marks them stale), then this asset"
-            )
-        metadata = decode_parquet_metadata(parts[0].file_metadata)
-        frame = pl.concat([p.frame for p in parts], how="vertical")
-        series = MLDataset.from_frame(frame, metadata).series
+        days, open_ended = ring_days(config.bounds(), pipeline.ring_split, features)
+        parts = _load_days(features, days, f"ml/ring_segments (split {pipeline.ring_split})")
+        first = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+        dataset = build_dataset(
+            pl.concat([p.frame for p in parts], how="vertical"),
+            feature_spec(),
+            config,
+            stats=normalization,
+            grid_start=first,
+        )
         segments = build_ring_segments(
-            series,
-            metadata,
+            dataset.series,
+            dataset.metadata,
             RingConfig(
                 world_size=pipeline.ring_world_size,
                 layout=pipeline.ring_layout,
@@ -269,7 +275,7 @@ def ml_assets(context_days: int, horizon_days: int) -> list[AssetsDefinition]:
     return [ml_normalization, ml_dataset, ml_ring_segments]
 
 
-def ring_days(bounds: SplitBounds, split: str, dataset: PartitionLoader) -> tuple[list[str], bool]:
+def ring_days(bounds: SplitBounds, split: str, days_of: PartitionLoader) -> tuple[list[str], bool]:
     """The days of the split's period; an open test period ends at the last stored day."""
     starts = {
         "train": bounds.train_start_utc,
@@ -282,10 +288,10 @@ def ring_days(bounds: SplitBounds, split: str, dataset: PartitionLoader) -> tupl
     end_text = ends.get(split, bounds.test_end_utc)
     if end_text is not None:
         return _days(first, datetime.fromisoformat(end_text)), False
-    stored = [k for k in dataset.keys if k >= first.date().isoformat() and dataset.stored(k)]
+    stored = [k for k in days_of.keys if k >= first.date().isoformat() and days_of.stored(k)]
     if not stored:
         raise FileNotFoundError(
-            f"no ml/dataset day stored from {first.date()}: materialize the split first"
+            f"no features/hourly day stored from {first.date()}: materialize the split first"
         )
     last = date.fromisoformat(stored[-1]) + timedelta(days=1)
     return _days(first, datetime(last.year, last.month, last.day, tzinfo=UTC)), True
