@@ -4,7 +4,10 @@
 # folder), backfill 3 days x 2 regions of every daily layer through the CLI with the celery
 # executor on Postgres and S3, then check (.ci/stack_check.py) that the runs are in Postgres,
 # that the bucket holds exactly one object per asset partition, that every blocking check
-# passed, and that the parquet content equals an in-process run's. Stops everything it started.
+# passed, and that the parquet content equals an in-process run's; then backfills 2 more days
+# while SIGKILLing the worker process of a running step, and checks that the step ran again
+# elsewhere, the backfill succeeded and every stored object is complete. Stops everything it
+# started.
 #
 #   .ci/stack.sh        exit 0 passed (or skipped: the machine cannot install the servers)
 set -euo pipefail
@@ -46,4 +49,6 @@ echo "== reference: in-process executor, SQLite, local folder"
 .venv/bin/energy-assets --config "$reference" backfill --from "$FIRST" --to "$LAST" \
   --select "${LAYERS[@]}" >/dev/null
 .venv/bin/python .ci/stack_check.py verify "$work" "$FIRST" "$LAST" "${LAYERS[@]}"
+echo "== a worker killed mid-step: the step runs again elsewhere, nothing partial is stored"
+.venv/bin/python .ci/stack_check.py kill-worker "$work" 2024-03-07 2024-03-08 "${LAYERS[@]}"
 echo "stack CI passed in $(($(date +%s) - started)) s"

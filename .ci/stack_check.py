@@ -25,6 +25,7 @@ import io
 import os
 import socket
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -183,10 +184,100 @@ def verify(work: Path, first: str, last: str, layers: list[str]) -> None:
           " the requests; their bodies through the parsed tables)")  # fmt: skip
 
 
+def kill_worker(work: Path, first: str, last: str, layers: list[str]) -> None:
+    """Backfill another range and SIGKILL the worker process running a step mid-step: the
+    task goes back to the queue (acks late, rejected on worker loss), a worker runs the step
+    again, the backfill succeeds, and every object in the bucket for the range is complete."""
+    import subprocess
+
+    import boto3
+    import psutil
+    from dagster import DagsterEventType, DagsterInstance
+
+    from energy_assets.settings import load_settings
+
+    config = work / "configs" / "stack.yaml"
+    settings = load_settings(config)
+    state = Path(settings.dagster_home).parent
+    worker = psutil.Process(int((state / "pids" / "worker-1.pid").read_text()))
+    command = [sys.executable, "-m", "energy_assets.cli", "--config", str(config), "backfill",
+               "--from", first, "--to", last, "--select", *layers]  # fmt: skip
+    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    os.environ["DAGSTER_HOME"] = settings.dagster_home
+    instance = DagsterInstance.get()
+    known = {r.run_id for r in instance.get_runs()}
+    killed = None
+    while cli.poll() is None and killed is None:
+        runs = [r for r in instance.get_runs(limit=5) if r.run_id not in known]
+        for run in runs:
+
+            def steps(kind, run_id=run.run_id):
+                records = instance.get_records_for_run(run_id, of_type=kind).records
+                return {r.event_log_entry.dagster_event.step_key for r in records}
+
+            # a step whose compute has begun (STEP_START stored by the worker), not finished
+            running = steps(DagsterEventType.STEP_START) - steps(DagsterEventType.STEP_SUCCESS)
+            for record in instance.get_records_for_run(
+                run.run_id, of_type=DagsterEventType.ENGINE_EVENT
+            ).records:
+                event = record.event_log_entry.dagster_event
+                metadata = getattr(event.event_specific_data, "metadata", None) or {}
+                where = metadata.get("Celery worker")
+                if where is None or "stack-worker-1@" not in str(getattr(where, "value", where)):
+                    continue
+                if event.step_key not in running:
+                    continue
+                for child in worker.children(recursive=True):
+                    child.kill()  # the pool process running the step: SIGKILL, mid-step
+                killed = (run.run_id, event.step_key)
+                break
+            if killed:
+                break
+        time.sleep(0.05)
+    output, _ = cli.communicate(timeout=600)
+    if killed is None:
+        fail("no step ran on worker 1 during the backfill; nothing was killed")
+    run_id, step = killed
+    if cli.returncode != 0:
+        fail(f"after killing worker 1 during {step} the backfill failed:\n{output[-2000:]}")
+    starts = [
+        r
+        for r in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_START).records
+        if r.event_log_entry.dagster_event.step_key == step
+    ]
+    if len(starts) < 2:
+        fail(f"step {step} started {len(starts)} time(s); the killed attempt was not re-run")
+    print(f"killed worker 1's pool process during step {step}; the step started "
+          f"{len(starts)} times and the backfill succeeded")  # fmt: skip
+    store = settings.deployment.object_store
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=store.endpoint_url,
+        region_name=store.region,
+        aws_access_key_id=os.environ[store.access_key_id_env],
+        aws_secret_access_key=os.environ[store.secret_access_key_env],
+    )
+    data = urlparse(settings.data_dir)
+    prefix = data.path.strip("/") + "/"
+    a, b = date.fromisoformat(first), date.fromisoformat(last)
+    days = {(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)}
+    checked = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=data.netloc, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].rsplit("/", 1)[-1].removesuffix(".parquet") not in days:
+                continue
+            body = s3.get_object(Bucket=data.netloc, Key=item["Key"])["Body"].read()
+            pl.read_parquet(io.BytesIO(body))  # a partial object would not parse
+            checked += 1
+    print(f"all {checked} objects of {first}..{last} are complete parquet files")
+
+
 def main() -> None:
     command, work = sys.argv[1], Path(sys.argv[2])
     if command == "write-configs":
         write_configs(work)
+    elif command == "kill-worker":
+        kill_worker(work, sys.argv[3], sys.argv[4], sys.argv[5:])
     else:
         verify(work, sys.argv[3], sys.argv[4], sys.argv[5:])
 
