@@ -66,8 +66,31 @@ def fail(message: str) -> None:
     raise SystemExit(1)
 
 
-def verify(work: Path, first: str, last: str, layers: list[str]) -> None:
+def store_client(settings):
+    """An S3 client for the deployment's store, the data_dir URL and its key prefix."""
     import boto3
+
+    store = settings.deployment.object_store
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=store.endpoint_url,
+        region_name=store.region,
+        aws_access_key_id=os.environ[store.access_key_id_env],
+        aws_secret_access_key=os.environ[store.secret_access_key_env],
+    )
+    data = urlparse(settings.data_dir)
+    return s3, data, data.path.strip("/") + "/"
+
+
+def stored_objects(s3, bucket: str, prefix: str) -> list[str]:
+    """Every object key under the prefix, relative to it."""
+    names: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        names += [item["Key"][len(prefix) :] for item in page.get("Contents", [])]
+    return names
+
+
+def verify(work: Path, first: str, last: str, layers: list[str]) -> None:
     import psycopg2
     from dagster import DagsterEventType, DagsterInstance
 
@@ -133,19 +156,8 @@ def verify(work: Path, first: str, last: str, layers: list[str]) -> None:
     print(f"blocking check evaluations: {checks_passed}, all passed")
 
     # 2. one object per asset partition, nothing else; compute logs in the store
-    store = deployment.object_store
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=store.endpoint_url,
-        region_name=store.region,
-        aws_access_key_id=os.environ[store.access_key_id_env],
-        aws_secret_access_key=os.environ[store.secret_access_key_env],
-    )
-    data = urlparse(settings.data_dir)
-    prefix = data.path.strip("/") + "/"
-    listed: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=data.netloc, Prefix=prefix):
-        listed += [item["Key"][len(prefix) :] for item in page.get("Contents", [])]
+    s3, data, prefix = store_client(settings)
+    listed = stored_objects(s3, data.netloc, prefix)
     wanted = {f"{'/'.join(k.path)}/{d}.parquet" for k in keys for d in days}
     extra, missing = sorted(set(listed) - wanted), sorted(wanted - set(listed))
     if extra or missing or len(listed) != len(set(listed)):
@@ -190,7 +202,6 @@ def kill_worker(work: Path, first: str, last: str, layers: list[str]) -> None:
     again, the backfill succeeds, and every object in the bucket for the range is complete."""
     import subprocess
 
-    import boto3
     import psutil
     from dagster import DagsterEventType, DagsterInstance
 
@@ -249,26 +260,16 @@ def kill_worker(work: Path, first: str, last: str, layers: list[str]) -> None:
         fail(f"step {step} started {len(starts)} time(s); the killed attempt was not re-run")
     print(f"killed worker 1's pool process during step {step}; the step started "
           f"{len(starts)} times and the backfill succeeded")  # fmt: skip
-    store = settings.deployment.object_store
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=store.endpoint_url,
-        region_name=store.region,
-        aws_access_key_id=os.environ[store.access_key_id_env],
-        aws_secret_access_key=os.environ[store.secret_access_key_env],
-    )
-    data = urlparse(settings.data_dir)
-    prefix = data.path.strip("/") + "/"
+    s3, data, prefix = store_client(settings)
     a, b = date.fromisoformat(first), date.fromisoformat(last)
     days = {(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)}
     checked = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=data.netloc, Prefix=prefix):
-        for item in page.get("Contents", []):
-            if item["Key"].rsplit("/", 1)[-1].removesuffix(".parquet") not in days:
-                continue
-            body = s3.get_object(Bucket=data.netloc, Key=item["Key"])["Body"].read()
-            pl.read_parquet(io.BytesIO(body))  # a partial object would not parse
-            checked += 1
+    for name in stored_objects(s3, data.netloc, prefix):
+        if name.rsplit("/", 1)[-1].removesuffix(".parquet") not in days:
+            continue
+        body = s3.get_object(Bucket=data.netloc, Key=prefix + name)["Body"].read()
+        pl.read_parquet(io.BytesIO(body))  # a partial object would not parse
+        checked += 1
     print(f"all {checked} objects of {first}..{last} are complete parquet files")
 
 
