@@ -13,9 +13,17 @@ import os
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "main.yaml"
@@ -87,6 +95,16 @@ class CelerySettings(BaseModel):
     backend_url_env: str | None = Field(
         default=None, description="Environment variable holding the whole backend URL."
     )
+
+    @field_validator("broker", "backend")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        if urlparse(value).password:
+            raise ValueError(
+                "holds a password; put the whole URL in an environment variable and name it "
+                "in broker_url_env / backend_url_env (the config file is not a secret store)"
+            )
+        return value
 
 
 class K8sSettings(BaseModel):

@@ -18,10 +18,10 @@ import pytest
 pytest.importorskip("moto.server", reason="the stack extra (moto[server]) is not installed")
 pytest.importorskip("s3fs", reason="the production extra (s3fs) is not installed")
 
-from moto.server import ThreadedMotoServer  # noqa: E402
-from upath import UPath  # noqa: E402
+from moto.server import ThreadedMotoServer
+from upath import UPath
 
-from energy_assets.io.parquet import ParquetPartitionIOManager  # noqa: E402
+from energy_assets.io.parquet import ParquetPartitionIOManager
 
 CREDENTIALS = {"key": "test-key", "secret": "test-secret"}
 

@@ -94,6 +94,7 @@ def test_data_dir_credentials_are_read_from_the_named_variables(tmp_path):
         (("  executor: celery\n", "  executor: k8s\n"), "executor k8s needs a k8s: block"),
         (("s3://bucket/compute-logs", "/var/logs"), "compute_logs must be an s3:// URL"),
         (("port: 5433", "port: 99999"), "deployment.production.postgres.port"),
+        (("redis://queue:6379/0", "redis://:hunter2@queue:6379/0"), "broker_url_env"),
         (("deployment:\n", "execution: {executor: multiprocess}\ndeployment:\n"),
          "execution: applies to deployment kind local"),
     ],

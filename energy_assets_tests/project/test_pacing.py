@@ -5,6 +5,7 @@ whichever process makes it. Proved with real processes, through a file lock and 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import shutil
 import socket
@@ -40,7 +41,7 @@ def _run_two_processes(where: str, count: int = 3) -> list[tuple[float, float]]:
 
 
 def _assert_paced(spans: list[tuple[float, float]]) -> None:
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, "two requests overlapped"
         assert start - end >= INTERVAL - 0.02, f"gap {start - end:.3f} s < {INTERVAL} s"
 
