@@ -90,6 +90,21 @@ def stored_objects(s3, bucket: str, prefix: str) -> list[str]:
     return names
 
 
+def celery_steps(instance, run_id: str) -> list[tuple[str, str]]:
+    """(step key, Celery worker) of each step a worker picked up, from the run's engine events."""
+    from dagster import DagsterEventType
+
+    found = []
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        metadata = getattr(event.event_specific_data, "metadata", None) or {}
+        worker = metadata.get("Celery worker")
+        if worker is not None:
+            found.append((event.step_key, str(getattr(worker, "value", worker))))
+    return found
+
+
 def verify(work: Path, first: str, last: str, layers: list[str]) -> None:
     import psycopg2
     from dagster import DagsterEventType, DagsterInstance
@@ -127,14 +142,7 @@ def verify(work: Path, first: str, last: str, layers: list[str]) -> None:
     workers: set[str] = set()
     checks_passed, checks_failed = 0, []
     for run in runs:
-        for record in instance.get_records_for_run(
-            run.run_id, of_type=DagsterEventType.ENGINE_EVENT
-        ).records:
-            entry = record.event_log_entry.dagster_event
-            metadata = getattr(entry.event_specific_data, "metadata", None) or {}
-            worker = metadata.get("Celery worker")
-            if worker is not None:
-                workers.add(str(getattr(worker, "value", worker)))
+        workers.update(w for _, w in celery_steps(instance, run.run_id))
         for record in instance.get_records_for_run(
             run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
         ).records:
@@ -228,19 +236,12 @@ def kill_worker(work: Path, first: str, last: str, layers: list[str]) -> None:
 
             # a step whose compute has begun (STEP_START stored by the worker), not finished
             running = steps(DagsterEventType.STEP_START) - steps(DagsterEventType.STEP_SUCCESS)
-            for record in instance.get_records_for_run(
-                run.run_id, of_type=DagsterEventType.ENGINE_EVENT
-            ).records:
-                event = record.event_log_entry.dagster_event
-                metadata = getattr(event.event_specific_data, "metadata", None) or {}
-                where = metadata.get("Celery worker")
-                if where is None or "stack-worker-1@" not in str(getattr(where, "value", where)):
-                    continue
-                if event.step_key not in running:
+            for step, where in celery_steps(instance, run.run_id):
+                if "stack-worker-1@" not in where or step not in running:
                     continue
                 for child in worker.children(recursive=True):
                     child.kill()  # the pool process running the step: SIGKILL, mid-step
-                killed = (run.run_id, event.step_key)
+                killed = (run.run_id, step)
                 break
             if killed:
                 break

@@ -168,7 +168,7 @@ def write_instance_yaml(settings: Settings, source: str | os.PathLike[str] | Non
             return path
         if current == text:
             return path
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # workers start together
     temporary.write_text(text)
     os.replace(temporary, path)
     return path
