@@ -102,7 +102,8 @@ def _write_run_config(folder: Path, args, days: list[str]) -> Path:
 
 
 def run_variant(variant: str, args, days: list[str], root: Path) -> dict[str, Any]:
-    from energy_assets.cli import DEFAULT_DAGSTER_YAML
+    from energy_assets.deployment import instance_config
+    from energy_assets.settings import load_settings
 
     folder = root / variant
     config = _write_run_config(folder, args, days)
@@ -111,7 +112,7 @@ def run_variant(variant: str, args, days: list[str], root: Path) -> dict[str, An
         config,
         folder / "dagster_home",
         fast=False,
-        dagster_yaml=DEFAULT_DAGSTER_YAML,
+        dagster_yaml=instance_config(load_settings(config)),
         workspace=workspace_for(variant, folder),
     )
     try:

@@ -5,6 +5,8 @@
     energy-assets backfill --refresh-provisional        re-do days whose context has arrived
     energy-assets checks --from A --to B                only the asset checks (exit 1 on failure)
     energy-assets ui [--host H] [--port P]              dagster dev on the same data and instance
+    energy-assets instance                              write dagster_home/dagster.yaml, pool limits
+    energy-assets worker [--name N] [--concurrency C]   a Celery worker (deployment executor celery)
 
 `--config FILE` (or $ENERGY_ASSETS_CONFIG) may come before or after the command. Planning and
 execution are Dagster's (energy_assets/orchestrate.py): the runs are runs of `main_job` on the
@@ -24,20 +26,6 @@ import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-
-DEFAULT_DAGSTER_YAML = """\
-# Written by energy-assets on first use. For production, replace storage with Postgres
-# (dagster-postgres) and add a run launcher / executor; see the README.
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 2
-# runs whose worker died are marked failed by the daemon (dagster dev / dagster-daemon)
-run_monitoring:
-  enabled: true
-  poll_interval_seconds: 30
-"""
 
 SAY = functools.partial(print, flush=True)  # progress must show up live in piped CI logs
 
@@ -85,21 +73,57 @@ def build_parser() -> Parser:
     ui = sub.add_parser("ui", parents=[common], help="dagster dev on the config's data")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
+    sub.add_parser(
+        "instance",
+        parents=[common],
+        help="write dagster_home/dagster.yaml from the config and set the pool limits",
+    )
+    worker = sub.add_parser(
+        "worker", parents=[common], help="a Celery worker for deployment executor celery"
+    )
+    worker.add_argument("--name", default=None, help="worker name (default: dagster-<pid>)")
+    worker.add_argument("--concurrency", type=int, default=1, help="steps at once (processes)")
     return parser
 
 
-def prepare_instance(dagster_home: str):
+def prepare_instance(settings, source: str | os.PathLike[str] | None = None):
+    """The config's instance: dagster.yaml generated from the `deployment:` block (a
+    hand-written one is used only if it agrees), DAGSTER_HOME set, pool limits applied."""
     from dagster import DagsterInstance
 
-    home = Path(dagster_home)
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DEFAULT_DAGSTER_YAML)
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
+    from energy_assets.deployment import write_instance_yaml
+
+    path = write_instance_yaml(settings, source)
+    os.environ["DAGSTER_HOME"] = str(path.parent.resolve())
     instance = DagsterInstance.get()
     apply_pool_limits(instance)
     return instance
+
+
+def start_worker(settings, args) -> int:
+    """exec a Celery worker of `dagster_celery.app` with the config's broker and task options;
+    steps it runs load the same run config ($ENERGY_ASSETS_CONFIG) and code."""
+    from energy_assets.deployment import celery_worker_module
+
+    if settings.deployment.kind != "production" or settings.deployment.executor != "celery":
+        raise Refusal(
+            "energy-assets worker serves deployment.executor celery; this config's executor is "
+            f"{settings.executor_name}"
+        )
+    folder = Path(settings.dagster_home) / "celery"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster_celery_config.py").write_text(celery_worker_module(settings))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p
+    )
+    prepare_instance(settings, os.environ.get("ENERGY_ASSETS_CONFIG"))
+    name = args.name or f"dagster-{os.getpid()}"
+    command = [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker",
+               "--hostname", f"{name}@%h", "--concurrency", str(args.concurrency),
+               "--prefetch-multiplier", "1", "--loglevel", "INFO", "-Q", "dagster"]  # fmt: skip
+    SAY(f"energy-assets worker {name}: {' '.join(command[3:])}")
+    os.execv(sys.executable, command)
+    return 0  # pragma: no cover
 
 
 def apply_pool_limits(instance) -> None:
@@ -192,8 +216,10 @@ def execute(settings, args, say=SAY) -> int:
     from energy_assets import orchestrate as o
     from energy_assets.automation import build_automation
     from energy_assets.definitions import build_definitions, freshness_selection
+    from energy_assets.deployment import data_root
 
-    instance = prepare_instance(settings.dagster_home)
+    instance = prepare_instance(settings, os.environ.get("ENERGY_ASSETS_CONFIG"))
+    data = data_root(settings)
     graph = build_definitions(settings).resolve_asset_graph()
     freshness = freshness_selection(build_automation(settings))
     o.fail_dead_runs(instance, say)
@@ -205,11 +231,11 @@ def execute(settings, args, say=SAY) -> int:
         o.check_dates(first, last)
     if args.command == "checks":
         excluded = freshness.resolve_checks(graph) if freshness is not None else set()
-        planned = o.checks_plan(graph, settings.data_dir, keys, o.days_of(first, last), excluded)
+        planned = o.checks_plan(graph, data, keys, o.days_of(first, last), excluded)
     else:
         _check_live_key(settings, keys)
         if refresh:
-            targets, span = o.refresh_targets(graph, instance, settings.data_dir, keys)
+            targets, span = o.refresh_targets(graph, instance, data, keys)
             if getattr(args, "first", None) or getattr(args, "last", None):
                 window = set(o.days_of(first, last))
                 targets = {k: v & window for k, v in targets.items()}
@@ -219,18 +245,14 @@ def execute(settings, args, say=SAY) -> int:
                 return 0
             first, last = date.fromisoformat(span[0]), date.fromisoformat(span[-1])
             # only partitions whose missing context has arrived (or whose inputs changed) rerun
-            planned = o.plan(
-                graph, instance, settings.data_dir, keys, span, args.force, only_days=targets
-            )
+            planned = o.plan(graph, instance, data, keys, span, args.force, only_days=targets)
         else:
-            planned = o.plan(
-                graph, instance, settings.data_dir, keys, o.days_of(first, last), args.force
-            )
+            planned = o.plan(graph, instance, data, keys, o.days_of(first, last), args.force)
     skipped = sum(planned.up_to_date.values())
     say(
         f"energy-assets {args.command}: {first}..{last}, sources="
         f"{settings.sources.get('mode', 'offline')}/{settings.sources.get('world', 'synthetic')}"
-        f", executor={settings.execution.executor}, data={settings.data_dir}"
+        f", executor={settings.executor_name}, data={settings.data_dir}"
     )
     say(
         f"Plan: {planned.partition_steps} partition-step(s) in {len(planned.runs)} run(s)"
@@ -303,18 +325,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         # every process of the run (executor children, the UI's code server) loads this file
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
 
+    from energy_assets.deployment import InstanceConflict
+    from energy_assets.orchestrate import PlanError
+
+    try:
+        if args.command == "instance":
+            instance = prepare_instance(settings, os.environ.get(CONFIG_ENV))
+            print(f"DAGSTER_HOME={instance.root_directory}")
+            return 0
+        if args.command == "worker":
+            return start_worker(settings, args)
+    except (InstanceConflict, Refusal) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
     if args.command == "ui":
-        prepare_instance(settings.dagster_home)
+        try:
+            prepare_instance(settings, os.environ.get(CONFIG_ENV))
+        except InstanceConflict as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         root = Path(__file__).resolve().parents[1]
         dagster = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
                    "--host", args.host, "--port", str(args.port)]  # fmt: skip
         os.execv(sys.executable, dagster)
 
-    from energy_assets.orchestrate import PlanError
-
     try:
         return execute(settings, args)
-    except (PlanError, Refusal) as exc:
+    except (PlanError, Refusal, InstanceConflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -23,8 +24,6 @@ from dagster import (
     Definitions,
     PreviewWarning,
     define_asset_job,
-    in_process_executor,
-    multiprocess_executor,
 )
 
 # Backfill policies (beta) and partitioned asset checks (preview) are deliberate choices here.
@@ -35,12 +34,13 @@ from energy_assets.assets import HAND_WRITTEN_CHECKS, all_assets  # noqa: E402
 from energy_assets.automation import build_automation  # noqa: E402
 from energy_assets.checks import contract_checks  # noqa: E402
 from energy_assets.contracts.tables import CONTRACTS  # noqa: E402
+from energy_assets.deployment import executor_for, storage_options  # noqa: E402
 from energy_assets.io.parquet import ParquetIOManager  # noqa: E402
 from energy_assets.resources import PipelineResource, SourcesResource  # noqa: E402
-from energy_assets.settings import Settings, load_settings  # noqa: E402
+from energy_assets.settings import ProductionDeployment, Settings, load_settings  # noqa: E402
 from energy_assets.versions import code_version  # noqa: E402
 
-OPERATIONAL_SOURCE_KEYS = ("max_attempts", "base_delay_s", "caiso_min_interval_s")
+OPERATIONAL_SOURCE_KEYS = ("max_attempts", "base_delay_s", "caiso_min_interval_s", "shared_pacing")
 """`sources:` keys that change how politely data is fetched, not what is fetched."""
 
 
@@ -92,18 +92,24 @@ def versioned(assets: AssetsDefinition, settings: Settings) -> AssetsDefinition:
     return assets.map_asset_specs(lambda spec: spec.replace_attributes(code_version=version))
 
 
-def executor_for(settings: Settings):
-    execution = settings.execution
-    if execution.executor == "in_process":
-        return in_process_executor
-    start = (
-        {"forkserver": {"preload_modules": ["energy_assets.definitions"]}}
-        if execution.start_method == "forkserver"
-        else {"spawn": {}}
-    )
-    return multiprocess_executor.configured(
-        {"max_concurrent": execution.max_concurrent, "start_method": start},
-        name="multiprocess",
+def sources_resource(settings: Settings) -> SourcesResource:
+    """The sources as configured, with OASIS pacing shared by every step process of the
+    deployment (Redis in production, a file lock in dagster_home locally)."""
+    values = dict(settings.sources)
+    if "shared_pacing" not in values:
+        deployment = settings.deployment
+        values["shared_pacing"] = (
+            deployment.shared_limits_url
+            if isinstance(deployment, ProductionDeployment)
+            else str(Path(settings.dagster_home) / "pacing")
+        )
+    return SourcesResource(**values)
+
+
+def io_manager(settings: Settings) -> ParquetIOManager:
+    fixed, from_env = storage_options(settings)
+    return ParquetIOManager(
+        base_dir=settings.data_dir, storage_options=fixed, storage_options_env=from_env
     )
 
 
@@ -134,8 +140,8 @@ def build_definitions(settings: Settings) -> Definitions:
         sensors=automation.sensors,
         executor=executor_for(settings),
         resources={
-            "io_manager": ParquetIOManager(base_dir=settings.data_dir),
-            "sources": SourcesResource(**settings.sources),
+            "io_manager": io_manager(settings),
+            "sources": sources_resource(settings),
             "pipeline": pipeline_resource(settings),
         },
     )

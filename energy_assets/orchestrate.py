@@ -192,12 +192,12 @@ def toposorted(graph, keys: Iterable[AssetKey]) -> list[AssetKey]:
 # --- what needs work -----------------------------------------------------------------------
 
 
-def stored_days(data_dir: str, key: AssetKey) -> set[str]:
+def stored_days(data_dir: str | UPath, key: AssetKey) -> set[str]:
     """Days with a file in the store (one listing per asset, also on object stores)."""
     folder = UPath(data_dir).joinpath(*key.path)
     try:
         names = [p.name for p in folder.iterdir()]
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # object stores: no prefix, no "folder"
         return set()
     return {
         n[: -len(".parquet")] for n in names if n.endswith(".parquet") and not n.startswith(".")
@@ -246,7 +246,7 @@ def _span(day: str, window: tuple[int, int] | None, run_days: list[str]) -> list
 def plan(
     graph,
     instance: DagsterInstance,
-    data_dir: str,
+    data_dir: str | UPath,
     keys: Sequence[AssetKey],
     days: list[str],
     force: bool = False,
@@ -397,7 +397,7 @@ def group_runs(
 
 def checks_plan(
     graph,
-    data_dir: str,
+    data_dir: str | UPath,
     keys: Sequence[AssetKey],
     days: list[str],
     excluded: AbstractSet[AssetCheckKey] = frozenset(),
@@ -664,7 +664,7 @@ def provisional_days(
 
 
 def refresh_targets(
-    graph, instance: DagsterInstance, data_dir: str, keys: Sequence[AssetKey]
+    graph, instance: DagsterInstance, data_dir: str | UPath, keys: Sequence[AssetKey]
 ) -> tuple[dict[AssetKey, set[str]], list[str]]:
     """For `--refresh-provisional`: the stored partitions that are provisional or read one
     (features look back 8 days), limited to the selection; plus the days they span. The plan

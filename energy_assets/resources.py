@@ -61,6 +61,11 @@ class SourcesResource(ConfigurableResource):
     step_retry_delay_s: float = Field(
         default=30.0, ge=0.0, description="First wait before such a run; doubles, jittered."
     )
+    shared_pacing: str | None = Field(
+        default=None,
+        description="Where OASIS pacing is shared by every step process: a redis:// URL or a "
+        "folder (set from the deployment: energy_assets/pacing.py); null: per process.",
+    )
 
     _server: Any = PrivateAttr(default=None)
     _points_cache: Any = PrivateAttr(default=None)
@@ -158,13 +163,24 @@ class SourcesResource(ConfigurableResource):
     def caiso(self):
         from energy_assets.sources.caiso import CAISOClient, CAISOConfig
 
+        interval = self.caiso_min_interval_s if self.mode == "live" else 0.0
+        session = None
+        if interval > 0 and self.shared_pacing:
+            import requests
+
+            from energy_assets.pacing import SharedPacedSession, pacer_for
+
+            # the gap holds across every worker, not only within this step's process
+            pacer = pacer_for(self.shared_pacing, "caiso_oasis", interval)
+            session = SharedPacedSession(requests.Session(), pacer)
         return CAISOClient(
             CAISOConfig(
                 base_url=self._base(self.caiso_base_url, "/oasisapi"),
-                min_interval_s=self.caiso_min_interval_s if self.mode == "live" else 0.0,
+                min_interval_s=interval,
                 max_attempts=self.max_attempts,
                 base_delay_s=self.base_delay_s,
-            )
+            ),
+            session=session,  # type: ignore[arg-type]
         )
 
     def openmeteo(self):

@@ -13,9 +13,17 @@ import os
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "main.yaml"
@@ -59,6 +67,130 @@ class ExecutionSettings(BaseModel):
     )
 
 
+class PostgresSettings(BaseModel):
+    """The Dagster instance's database (runs, events, schedules). The password is read from the
+    environment variable named here, by Dagster (`env:` in dagster.yaml): never from this file."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str
+    port: int = Field(default=5432, ge=1, le=65535)
+    db: str = "dagster"
+    user: str = "dagster"
+    password_env: str = Field(
+        default="DAGSTER_PG_PASSWORD", description="Environment variable holding the password."
+    )
+
+
+class CelerySettings(BaseModel):
+    """Steps run as Celery tasks on warm workers (`energy-assets worker`, README)."""
+
+    model_config = ConfigDict(extra="forbid")
+    broker: str = Field(description="Broker URL without a password, e.g. redis://host:6379/0.")
+    backend: str = Field(description="Result backend URL, e.g. redis://host:6379/1.")
+    broker_url_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the whole broker URL (one with a password); "
+        "wins over `broker`.",
+    )
+    backend_url_env: str | None = Field(
+        default=None, description="Environment variable holding the whole backend URL."
+    )
+
+    @field_validator("broker", "backend")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        if urlparse(value).password:
+            raise ValueError(
+                "holds a password; put the whole URL in an environment variable and name it "
+                "in broker_url_env / backend_url_env (the config file is not a secret store)"
+            )
+        return value
+
+
+class K8sSettings(BaseModel):
+    """Runs as Kubernetes jobs (K8sRunLauncher), each step in its own pod (k8s_job_executor)."""
+
+    model_config = ConfigDict(extra="forbid")
+    job_namespace: str = "dagster"
+    image: str | None = Field(
+        default=None, description="Image of run and step pods; null: the code location's."
+    )
+    service_account_name: str | None = None
+    env_secrets: list[str] = Field(
+        default_factory=list,
+        description="Kubernetes Secrets whose keys become the pods' environment (the variables "
+        "named by *_env keys here).",
+    )
+    env_config_maps: list[str] = Field(default_factory=list)
+    max_concurrent: int = Field(default=4, ge=1, description="Step pods of one run at once.")
+
+
+class ObjectStoreSettings(BaseModel):
+    """How `data_dir` and compute logs reach an S3-compatible store. Credentials come from the
+    environment variables named here; null names mean the client's default chain (IAM role,
+    ~/.aws, AWS_ACCESS_KEY_ID)."""
+
+    model_config = ConfigDict(extra="forbid")
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, moto...); null: AWS."
+    )
+    region: str | None = None
+    access_key_id_env: str | None = None
+    secret_access_key_env: str | None = None
+
+
+class LocalDeployment(BaseModel):
+    """One machine: SQLite instance in `dagster_home`, the `execution:` block's executor."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["local"] = "local"
+
+
+class ProductionDeployment(BaseModel):
+    """Postgres instance, queued runs, steps on Celery workers or Kubernetes pods, compute logs
+    and data in an object store. `energy-assets` writes `dagster_home/dagster.yaml` from it."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["production"]
+    postgres: PostgresSettings
+    executor: Literal["celery", "k8s"]
+    celery: CelerySettings | None = None
+    k8s: K8sSettings | None = None
+    max_concurrent_runs: int = Field(
+        default=4, ge=1, description="Queued run coordinator: runs in progress at once."
+    )
+    compute_logs: str = Field(
+        description="Object store URL for step stdout/stderr, e.g. s3://bucket/compute-logs."
+    )
+    object_store: ObjectStoreSettings = Field(default_factory=lambda: ObjectStoreSettings())
+    shared_limits: str | None = Field(
+        default=None,
+        description="redis:// URL of the request pacing every worker shares (OASIS 5 s); null: "
+        "the Celery broker's Redis.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> ProductionDeployment:
+        if self.executor == "celery" and self.celery is None:
+            raise ValueError("executor celery needs a celery: block (broker, backend)")
+        if self.executor == "k8s" and self.k8s is None:
+            raise ValueError("executor k8s needs a k8s: block (job_namespace, ...)")
+        if not self.compute_logs.startswith("s3://"):
+            raise ValueError(f"compute_logs must be an s3:// URL, not {self.compute_logs!r}")
+        limits = self.shared_limits_url
+        if limits is not None and not limits.startswith(("redis://", "rediss://")):
+            raise ValueError(f"shared_limits must be a redis:// URL, not {limits!r}")
+        return self
+
+    @property
+    def shared_limits_url(self) -> str | None:
+        if self.shared_limits is not None:
+            return self.shared_limits
+        if self.celery is not None and self.celery.broker.startswith(("redis://", "rediss://")):
+            return self.celery.broker
+        return None
+
+
 class Settings(BaseModel):
     """Everything a run depends on. Unknown keys are refused, so typos do not pass silently."""
 
@@ -78,6 +210,9 @@ class Settings(BaseModel):
         default_factory=dict, description="PipelineResource fields (windows, splits, ring)."
     )
     execution: ExecutionSettings = Field(default_factory=lambda: ExecutionSettings())
+    deployment: LocalDeployment | ProductionDeployment = Field(
+        default_factory=lambda: LocalDeployment(), discriminator="kind"
+    )
     automation: AutomationSettings = Field(default_factory=lambda: AutomationSettings())
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
 
@@ -85,7 +220,18 @@ class Settings(BaseModel):
     def _range(self) -> Settings:
         if self.end < self.start:
             raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        if self.deployment.kind == "production" and "execution" in self.model_fields_set:
+            raise ValueError(
+                "execution: applies to deployment kind local; a production deployment's "
+                "executor is deployment.executor (celery or k8s)"
+            )
         return self
+
+    @property
+    def executor_name(self) -> str:
+        if self.deployment.kind == "production":
+            return self.deployment.executor
+        return self.execution.executor
 
     def resolved(self, root: Path) -> Settings:
         def absolute(value: str) -> str:
@@ -127,6 +273,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         )
         raise SettingsError(f"{config} is invalid: {problems}") from None
     _validate_resources(config, settings)
+    _check_production_packages(config, settings)
     return settings.resolved(config.resolve().parent.parent)
 
 
@@ -150,3 +297,26 @@ def _validate_resources(config: Path, settings: Settings) -> None:
                 f"{block}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
             raise SettingsError(f"{config} is invalid: {problems}") from None
+
+
+PRODUCTION_MODULES = {
+    "dagster_postgres": "Postgres storage",
+    "dagster_aws": "compute logs in S3",
+    "s3fs": "data_dir in S3",
+}
+EXECUTOR_MODULES = {"celery": "dagster_celery", "k8s": "dagster_k8s"}
+
+
+def _check_production_packages(config: Path, settings: Settings) -> None:
+    """A production deployment needs the `production` extra; say so before anything runs."""
+    from importlib.util import find_spec
+
+    if settings.deployment.kind != "production":
+        return
+    needed = {**PRODUCTION_MODULES, EXECUTOR_MODULES[settings.deployment.executor]: "executor"}
+    missing = sorted(name for name in needed if find_spec(name) is None)
+    if missing:
+        raise SettingsError(
+            f"{config}: deployment.kind production needs the production extra, missing "
+            f"{', '.join(missing)}: pip install -e '.[production]'"
+        )

@@ -558,10 +558,23 @@ def partition_path(base: str, asset_key_path: str, day: date | str) -> UPath:
 
 
 class ParquetIOManager(ConfigurableIOManagerFactory):
-    """Config: `base_dir` is a local directory or an fsspec URL; `storage_options` go to fsspec."""
+    """Config: `base_dir` is a local directory or an fsspec URL; `storage_options` go to fsspec,
+    and so do `storage_options_env` (option name -> environment variable), read when a step
+    starts so that credentials never enter the resource config Dagster stores and shows."""
 
     base_dir: str = Field(description="Local directory or fsspec URL (s3://..., gs://...).")
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    storage_options_env: dict[str, str] = Field(
+        default_factory=dict, description="fsspec option -> environment variable holding it."
+    )
 
     def create_io_manager(self, context) -> ParquetPartitionIOManager:
-        return ParquetPartitionIOManager(UPath(self.base_dir, **self.storage_options))
+        options = dict(self.storage_options)
+        for option, variable in self.storage_options_env.items():
+            if variable not in os.environ:
+                raise ValueError(
+                    f"the data store option {option!r} comes from ${variable}, which is not set "
+                    "in this process: export it where steps run (the Celery workers too)"
+                )
+            options[option] = os.environ[variable]
+        return ParquetPartitionIOManager(UPath(self.base_dir, **options))
