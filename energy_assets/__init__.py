@@ -1,0 +1,13 @@
+"""energy-assets: hourly US grid data as Dagster assets, and a typed way to read it back.
+
+    import energy_assets
+    demand = energy_assets.load("imputed/series", "2024-03-04", "2024-03-13",
+                                regions=["CISO"], series=["demand"])
+    energy_assets.balancing_authorities()
+
+(`energy_assets.access`; no Dagster import.)
+"""
+
+from energy_assets.access import DataNotStored, balancing_authorities, load
+
+__all__ = ["DataNotStored", "balancing_authorities", "load"]

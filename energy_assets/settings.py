@@ -255,7 +255,12 @@ class SettingsError(ValueError):
     """The run config file is missing or invalid; the message says which key and why."""
 
 
-def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, for_reading: bool = False
+) -> Settings:
+    """The run config, validated. `for_reading`: only what reading the store needs (the
+    `sources:`/`pipeline:` blocks are the resources' own fields and checked with Dagster's
+    resource classes, which a reader of the data does not need to import)."""
     config = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
     if not config.is_file():
         raise SettingsError(
@@ -272,8 +277,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
         )
         raise SettingsError(f"{config} is invalid: {problems}") from None
-    _validate_resources(config, settings)
-    _check_production_packages(config, settings)
+    if not for_reading:
+        _validate_resources(config, settings)
+        _check_production_packages(config, settings)
     return settings.resolved(config.resolve().parent.parent)
 
 
