@@ -41,6 +41,30 @@ class SourcesResource(ConfigurableResource):
     respondents: list[str] | None = Field(
         default=None, description="Balancing authorities to extract; null means all."
     )
+
+    @field_validator("respondents")
+    @classmethod
+    def _known_respondents(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        from energy_assets.sources.balancing_authorities import load_balancing_authorities
+
+        known = set(load_balancing_authorities()["code"].to_list())
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown balancing authorities {unknown}: use EIA-930 respondent codes "
+                "(energy_assets.balancing_authorities() lists them)"
+            )
+        return value
+
+    @field_validator("realdata_dir")
+    @classmethod
+    def _existing_folder(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_dir():
+            raise ValueError(f"{value!r} is not a folder (point it at ../shared/realdata/...)")
+        return value
+
     eia_api_key_env: str = Field(
         default="EIA_API_KEY", description="Environment variable holding the EIA API key."
     )
@@ -215,9 +239,9 @@ class SourcesResource(ConfigurableResource):
 class PipelineResource(ConfigurableResource):
     """Settings of the transform and ML layers, from the run config file's `pipeline:` block."""
 
-    context_length: int = Field(default=168, description="Hours of context per window.")
-    horizon: int = Field(default=24, description="Hours predicted per window.")
-    stride: int = Field(default=24, description="Hours between forecast origins.")
+    context_length: int = Field(default=168, ge=1, description="Hours of context per window.")
+    horizon: int = Field(default=24, ge=1, description="Hours predicted per window.")
+    stride: int = Field(default=24, ge=1, description="Hours between forecast origins.")
     train_start_utc: str | None = Field(
         default=None,
         description="First training day (ISO, UTC): the normalisation statistics are fitted "
@@ -234,9 +258,9 @@ class PipelineResource(ConfigurableResource):
         description="End of the test period (ISO, UTC, exclusive); null = the day after the "
         "config's end. Later days get no split (their origins are for inference).",
     )
-    ring_world_size: int = Field(default=2, description="P, ranks of the ring.")
+    ring_world_size: int = Field(default=2, ge=1, le=64, description="P, ranks of the ring.")
     ring_layout: str = Field(default="zigzag", description="contiguous, striped or zigzag.")
-    ring_sequence_length: int = Field(default=8760, description="Tokens per packed sequence.")
+    ring_sequence_length: int = Field(default=8760, ge=1, description="Tokens per packed sequence.")
     ring_split: str = Field(default="all", description="train, val, test or all.")
 
     @field_validator(

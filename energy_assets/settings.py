@@ -255,6 +255,16 @@ class SettingsError(ValueError):
     """The run config file is missing or invalid; the message says which key and why."""
 
 
+class _DatesAsText(yaml.SafeLoader):
+    """YAML dates stay text, so pydantic checks them and names the key of an impossible one
+    (yaml itself would raise a bare "month must be in 1..12")."""
+
+
+_DatesAsText.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, *, for_reading: bool = False
 ) -> Settings:
@@ -268,7 +278,7 @@ def load_settings(
             f"like {DEFAULT_CONFIG.relative_to(PROJECT_ROOT)}"
         )
     try:
-        raw = yaml.safe_load(config.read_text()) or {}
+        raw = yaml.load(config.read_text(), Loader=_DatesAsText) or {}
         settings = Settings.model_validate(raw)
     except yaml.YAMLError as exc:
         raise SettingsError(f"{config} is not valid YAML: {exc}") from None
@@ -277,10 +287,12 @@ def load_settings(
             f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
         )
         raise SettingsError(f"{config} is invalid: {problems}") from None
+    # folders are relative to the project (the config's parent folder), so resolve first
+    settings = settings.resolved(config.resolve().parent.parent)
     if not for_reading:
         _validate_resources(config, settings)
         _check_production_packages(config, settings)
-    return settings.resolved(config.resolve().parent.parent)
+    return settings
 
 
 def _validate_resources(config: Path, settings: Settings) -> None:

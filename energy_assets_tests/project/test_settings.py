@@ -32,8 +32,21 @@ def test_relative_paths_resolve_against_the_config_folders_parent(tmp_path):
         ("start: 2024-01-01\nend: 2024-01-02\npipeline:\n  ring_layout: zigzg\n", "ring_layout"),
         ("start: 2024-01-01\nend: 2024-01-02\nsources:\n  mode: Live\n", "sources.mode"),
         ("start: [\n", "not valid YAML"),
+        ("start: 2024-13-01\nend: 2024-01-02\n", "start: Input should be a valid date"),
+        ("start: 2024-01-01\nend: 2024-01-02\nsources:\n  respondents: [CISO, NOPE]\n",
+         "sources.respondents.*NOPE"),
+        ("start: 2024-01-01\nend: 2024-01-02\nsources:\n  world: ruggles\n"
+         "  realdata_dir: no/such/folder\n", "sources.realdata_dir.*not a folder"),
+        ("start: 2024-01-01\nend: 2024-01-02\npipeline:\n  context_length: -5\n",
+         "pipeline.context_length"),
+        ("start: 2024-01-01\nend: 2024-01-02\npipeline:\n  ring_world_size: 0\n",
+         "pipeline.ring_world_size"),
+        ("start: 2024-01-01\nend: 2024-01-09\npipeline:\n  val_start_utc: 2024-01-05\n"
+         "  test_start_utc: 2024-01-04\n", "val_start_utc .* must be before test_start_utc"),
+        ("start: 2024-01-01\nend: 2024-01-09\npipeline:\n  val_start_utc: 2024-02-30\n",
+         "pipeline.val_start_utc"),
     ],
-)
+)  # fmt: skip
 def test_bad_config_fails_at_load_time_naming_the_key(tmp_path, text, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(write(tmp_path, text))
