@@ -98,8 +98,14 @@ def test_features_past_only_columns_do_not_see_the_future(imputed, weather) -> N
     a = _features(imputed, weather).sort("region", "interval_start_utc")
     b = _features(bumped_imp, bumped_wx).sort("region", "interval_start_utc")
     past_only = [k for k, v in FEATURE_COLUMNS.items() if v.role == "past_only"]
-    upto = pl.col("interval_start_utc") <= cut  # features AT the cut may only use t < cut
-    assert a.filter(upto).select(past_only).equals(b.filter(upto).select(past_only))
+    observed_now = ["temperature_c", "heating_degree_hours_c", "cooling_degree_hours_c"]
+    from_earlier = [c for c in past_only if c not in observed_now]
+    upto = pl.col("interval_start_utc") <= cut  # lags AT the cut may only use t < cut
+    assert a.filter(upto).select(from_earlier).equals(b.filter(upto).select(from_earlier))
+    # observed weather is past-only too (known once its hour has passed): up to the cut
+    before = pl.col("interval_start_utc") < cut
+    assert a.filter(before).select(observed_now).equals(b.filter(before).select(observed_now))
+    assert not a.filter(~before).select(observed_now).equals(b.filter(~before).select(observed_now))
     # the perturbation is visible where it should be (guards against a vacuous comparison)
     later = pl.col("interval_start_utc") > cut
     assert (
