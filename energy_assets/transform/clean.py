@@ -195,6 +195,43 @@ class CleaningConfig(BaseModel):
         return out
 
 
+BA_PEAK_FACTOR = 3.0
+"""Demand above this multiple of a BA's typical peak is implausible (`features/hourly` checks)."""
+SMALL_BA_PEAK_MW = 200.0
+"""Balancing authorities whose typical peak is below this get `cleaning_config`'s small-BA rules."""
+
+
+def cleaning_config(balancing_authorities: pl.DataFrame | None = None) -> CleaningConfig:
+    """The pipeline's configuration: Ruggles' screens, except for balancing authorities too small
+    for them (`typical_peak_mw` below SMALL_BA_PEAK_MW in `balancing_authorities`, by default the
+    packaged table of sources/data/balancing_authorities.csv).
+
+    Below ~200 MW, whole-MW reporting repeats values for hours on end, so the identical-run and
+    delta screens reject ordinary data (Ruggles et al. left such regions out for that reason).
+    Their demand-like series get bounds only: at least 1 MW and at most BA_PEAK_FACTOR times the
+    typical peak (the bound `features/hourly` checks).
+    """
+    if balancing_authorities is None:
+        from energy_assets.sources.balancing_authorities import load_balancing_authorities
+
+        balancing_authorities = load_balancing_authorities()
+    small = balancing_authorities.filter(pl.col("typical_peak_mw") < SMALL_BA_PEAK_MW)
+    rules = tuple(
+        SeriesRule(
+            pattern="demand|demand_forecast_da|net_generation",
+            regions=code,
+            screen="bounds",
+            lower=1.0,  # whole-MW reporting: a 0 stands for a missing value, not for demand
+            upper=BA_PEAK_FACTOR * peak,  # the features layer's per-BA bound, screened here
+            positive=True,
+            covariates=("demand_forecast_da",),
+            linear_max_gap_hours=3,
+        )
+        for code, peak in small.select("code", "typical_peak_mw").iter_rows()
+    )
+    return CleaningConfig(rules=(*rules, *DEFAULT_RULES))
+
+
 def clean(
     aligned_window: pl.DataFrame,
     target_start: datetime,
