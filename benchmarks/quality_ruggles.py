@@ -59,6 +59,7 @@ PUDL_REFERENCE = {
     "pudl_tnn": {1: 0.59, 3: 1.02, 6: 1.51, 12: 2.36, 24: 3.21, 48: 4.95, 168: 6.34},
 }
 HOUR = timedelta(hours=1)
+GRIDEMISSIONS_RAW = "E_raw_2023-06-10_2023-06-20.csv"
 DAY = timedelta(days=1)
 
 
@@ -387,6 +388,75 @@ def copied_patterns(data: Data, cfg, flags: np.ndarray, rounds: int, seed: int) 
     return result
 
 
+# ------------------------------------------------------------------ the gridemissions week
+
+
+def gridemissions_week(path: Path, cfg) -> dict:
+    """Every BA of a real 10-day EIA API scrape (gridemissions' wide `E_<BA>_<D|NG|TI>` CSV,
+    `period` = UTC hour ending), cleaned in one call with the pipeline's configuration: how
+    many net-generation cells are rejected and left null, and how many demand hours of the
+    small BAs (typical peak below SMALL_BA_PEAK_MW) the screens flag. No labels: rates only."""
+    import polars as pl
+
+    from energy_assets.sources.balancing_authorities import load_balancing_authorities
+    from energy_assets.transform.clean import SMALL_BA_PEAK_MW, clean
+
+    wide = pl.read_csv(path, infer_schema_length=0)
+    start = (pl.col("period") + ":00").str.to_datetime(
+        "%Y-%m-%dT%H:%M", time_unit="us", time_zone="UTC"
+    )
+    series = {"D": "demand", "NG": "net_generation", "TI": "total_interchange"}
+    cols = [c for c in wide.columns if c.count("_") == 2 and c.split("_")[2] in series]
+    long = (
+        wide.select(
+            (start - pl.duration(hours=1)).alias("interval_start_utc"),
+            *(pl.col(c).cast(pl.Float64, strict=False) for c in cols),
+        )
+        .unpivot(index="interval_start_utc", variable_name="column")
+        .with_columns(
+            pl.col("column").str.split("_").list.get(1).alias("region"),
+            pl.col("column").str.split("_").list.get(2).replace_strict(series).alias("series"),
+            pl.lit("MW").alias("units"),
+            pl.lit("eia930").alias("source"),
+        )
+        .drop("column")
+    )
+    t = long.get_column("interval_start_utc")
+    out = clean(long, t.min(), t.max() + HOUR, cfg)
+    small = set(
+        load_balancing_authorities()
+        .filter(pl.col("typical_peak_mw") < SMALL_BA_PEAK_MW)
+        .get_column("code")
+    )
+    ng = out.filter(pl.col("series") == "net_generation")
+    present = pl.col("value_reported").is_not_null()
+    rejected = present & ~pl.col("is_observed")
+    per_ng = (
+        ng.group_by("region")
+        .agg(rejected.sum().alias("rejected"), pl.col("value").is_null().sum().alias("null"))
+        .filter((pl.col("rejected") > 0) | (pl.col("null") > 0))
+        .sort("region")
+    )
+    dem = out.filter((pl.col("series") == "demand") & pl.col("region").is_in(list(small)))
+    per_dem = dem.group_by("region").agg(
+        present.sum().alias("hours"),
+        rejected.sum().alias("flagged"),
+        pl.col("flag").filter(rejected).unique().sort().alias("flags"),
+    )
+    return {
+        "file": str(path),
+        "hours": int(t.n_unique()),
+        "net_generation_cells": int(ng.filter(present).height),
+        "net_generation_rejected": int(ng.filter(rejected).height),
+        "net_generation_null": int(ng.get_column("value").null_count()),
+        "net_generation_by_ba": {r: {"rejected": a, "null": b} for r, a, b in per_ng.iter_rows()},
+        "small_ba_demand": {
+            r: {"hours": h, "flagged": f, "flags": fl}
+            for r, h, f, fl in per_dem.sort("region").iter_rows()
+        },
+    }
+
+
 # ---------------------------------------------------------------------------------- main
 
 
@@ -407,6 +477,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-days", type=int, default=None, help="truncate the series (smoke)")
     p.add_argument("--skip-partitioned", action="store_true")
+    p.add_argument(
+        "--gridemissions",
+        type=Path,
+        default=REPO.parent / "shared" / "realdata" / "gridemissions" / GRIDEMISSIONS_RAW,
+        help="gridemissions' E_raw CSV (every BA, 10 days); skipped when absent",
+    )
     args = p.parse_args(argv)
     lengths = tuple(int(v) for v in args.lengths.split(","))
 
@@ -480,6 +556,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["pattern_mape_linear"] = pat.pop("linear")
         result["patterns"] = pat
         timing["patterns_s"] = time.perf_counter() - t0
+    if args.gridemissions.is_file():
+        result["gridemissions_week"] = gridemissions_week(args.gridemissions, cfg)
     timing["total_s"] = time.perf_counter() - t_start
     result["seconds"] = timing
     _print(result)
@@ -532,6 +610,15 @@ def _print(r: dict) -> None:
         print(f"{'gap (h)':>14} {'hours':>7} {'ours':>6} {'linear':>6}")
         for name, v in r["pattern_mape"].items():
             print(f"{name:>14} {pat['hours'][name]:7d} {g(v)} {g(r['pattern_mape_linear'][name])}")
+    week = r.get("gridemissions_week")
+    if week:
+        print(
+            f"\ngridemissions week ({week['hours']} h, every BA): net generation "
+            f"{week['net_generation_rejected']} of {week['net_generation_cells']} cells rejected, "
+            f"{week['net_generation_null']} left null; {week['net_generation_by_ba']}"
+        )
+        for ba, v in week["small_ba_demand"].items():
+            print(f"   small BA {ba} demand: {v['flagged']} of {v['hours']} h flagged {v['flags']}")
     print("\nseconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items()))
 
 
