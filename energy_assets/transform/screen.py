@@ -46,11 +46,12 @@ SINGLE_DELTA passes compare a value with the last unflagged value at most 24 h b
 (`single_delta_max_age_hours`; Ruggles: any age): after a longer gap a series starts afresh,
 as a step across days of missing data is no single-hour delta, and an unbounded reference would
 reach past any window (SC, 2017-12-31: 24 good hours after a 4-day gap were flagged against the
-value before it when the whole series was screened, not in a daily partition). Rolling windows near the matrix edges use the rows
-available (pandas `min_periods=1` semantics); ANOMALOUS_REGION's fractions and run lengths are
-likewise truncated at the edges (Ruggles' loop instead leaves the first and last 24 h at a
-"0 % good" that triggers the screen), so only the newest partition's last day differs, and
-only by not flagging there.
+value before it when the whole series was screened, not in a daily partition).
+
+Rolling windows near the matrix edges use the rows available (pandas `min_periods=1`
+semantics); ANOMALOUS_REGION's fractions and run lengths are likewise truncated at the edges
+(Ruggles' loop instead leaves the first and last 24 h at a "0 % good" that triggers the
+screen), so only the newest partition's last day differs, and only by not flagging there.
 """
 
 from __future__ import annotations
