@@ -383,3 +383,35 @@ def test_cleaning_config_never_bounds_net_generation_by_demand() -> None:
     )
     assert set(out.get_column("flag")) == {"OKAY"}
     assert out.get_column("value").equals(out.get_column("value_reported"))
+
+
+def test_impute_anchors_a_gap_with_the_analogs_the_gap_itself_has() -> None:
+    # Weekly-periodic demand whose days differ: the same hour is missing every day for four
+    # weeks, so the gap hours have weekly analogs only while their edges also have daily ones.
+    # The edges' residuals must be those of the weekly analog, which fills the gap exactly.
+    week = demand_matrix(168, 1, seed=3)[:, 0] * (1 + 0.2 * np.repeat(np.arange(7) % 3, 24))
+    y = np.tile(week, 10)[:, None]
+    gap = y.copy()
+    hidden = 24 * 21 + 7 + 24 * np.arange(28)
+    gap[hidden] = np.nan
+    filled, methods = impute_matrix(gap, [], np.array([True]), np.array([0]))
+    assert (methods[hidden, 0] == 2).all()  # blend
+    assert np.allclose(filled[hidden, 0], y[hidden, 0], rtol=1e-12)
+
+
+def test_impute_short_gaps_without_any_analog_are_linear() -> None:
+    # A BA empty at 07 UTC every day for two months: in the middle of the stretch no analog a
+    # day or two weeks away exists, and the forecast alone does worse than linear there (on
+    # the Ruggles BAs). Near the stretch's ends a two-week analog remains and the blend fills.
+    d, f = _demand_and_forecast(seed=4)
+    y = np.r_[d, d][:, None]  # 100 days
+    hidden = 24 * 20 + 7 + 24 * np.arange(60)
+    gap = y.copy()
+    gap[hidden] = np.nan
+    cov = [np.r_[f, f][:, None]]
+    filled, methods = impute_matrix(gap, cov, np.array([True]), np.array([0]))
+    middle = hidden[15:45]  # no analog within +-14 days
+    assert (methods[middle, 0] == 1).all()  # linear
+    assert (methods[hidden[:10], 0] == 2).all()  # the stretch's first days still have analogs
+    linear, _ = impute_matrix(gap, [], np.array([True]), np.array([10**6]))
+    assert np.array_equal(filled[middle], linear[middle])
