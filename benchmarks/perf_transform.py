@@ -367,16 +367,12 @@ def pd_ruggles(df):
 
     mark(x <= 0, "NEG_OR_ZERO")
     mark((x.diff(1) == 0) & (x.diff(2) == 0), "IDENTICAL_RUN")
-    mark(
-        ~(
-            x
-            < 10
-            * pd_day_reference(
-                x, lambda d: d.rolling(72, center=True, min_periods=1).median().iloc[12::24]
-            )
-        ),
-        "GLOBAL_DEM",
-    )
+
+    def daily_median(d):
+        days = d.groupby(np.arange(len(d)) // 24).median()
+        return days.rolling(3, center=True, min_periods=1).median()
+
+    mark(~(x < 10 * pd_day_reference(x, daily_median)), "GLOBAL_DEM")
     g = flags == "GLOBAL_DEM"
     mark(
         (g.shift(1, fill_value=False) | g.shift(-1, fill_value=False)) & (flags == "OKAY"),

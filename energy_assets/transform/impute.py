@@ -306,6 +306,7 @@ def _blend_gaps(
         has_l, has_r = ls >= 0, hs < n
         li, hi_ = np.clip(ls, 0, n - 1), np.clip(hs, 0, n - 1)
         acc = {k: np.zeros(sel.size) for k in ("num", "den", "num_l", "den_l", "num_r", "den_r")}
+        edge_l, edge_r = distinct_cells(li, pos, n), distinct_cells(hi_, pos, n)  # once per bucket
         has_analog = np.zeros(sel.size, dtype=bool)
         for cand in candidates:
             p = cand.full[:, used]
@@ -313,8 +314,8 @@ def _blend_gaps(
             if half is not None:  # short gaps: how smooth the residual is across the gap
                 resid = resid - (shift_rows(resid, half) + shift_rows(resid, -half)) / 2
             local = _CentredMean(np.abs(resid), cfg.error_window_hours)
-            err_l = np.where(has_l, local.at(li, pos), np.nan)
-            err_r = np.where(has_r, local.at(hi_, pos), np.nan)
+            err_l = np.where(has_l, local.at(li, pos, edge_l), np.nan)
+            err_r = np.where(has_r, local.at(hi_, pos, edge_r), np.nan)
             err = np.where(
                 np.isnan(err_l), err_r, np.where(np.isnan(err_r), err_l, (err_l + err_r) / 2)
             )
@@ -328,13 +329,17 @@ def _blend_gaps(
             at_gap = [~np.isnan(v) for v in cand.part_values(rs, col_sub)]
             if cand.analog:
                 has_analog |= np.any(at_gap, axis=0)
+            some = np.flatnonzero(~np.all(at_gap, axis=0))  # cells lacking some part
             for key, at in (("", rs), ("_l", li), ("_r", hi_)):
-                total, count = np.zeros(sel.size), np.zeros(sel.size)
-                for v, has in zip(cand.part_values(at, col_sub), at_gap, strict=True):
-                    ok = has & ~np.isnan(v)
-                    total += np.where(ok, v, 0.0)
-                    count += ok
-                val = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+                val = p[at, pos]  # the mean of all parts present (at the gap: the same set)
+                if key and some.size:
+                    total, count = np.zeros(some.size), np.zeros(some.size)
+                    parts = cand.part_values(at[some], col_sub[some])
+                    for v, has in zip(parts, at_gap, strict=True):
+                        ok = has[some] & ~np.isnan(v)
+                        total += np.where(ok, v, 0.0)
+                        count += ok
+                    val[some] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
                 weight = 1.0 / (weights[key] ** 2 + 1e-12)
                 ok = ~np.isnan(val) & ~np.isnan(weight)
                 acc["num" + key] += np.where(ok, weight * val, 0.0)
@@ -365,6 +370,11 @@ def _per_gap_mean(a: np.ndarray, col: np.ndarray, left: np.ndarray) -> np.ndarra
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)[gap_id]
 
 
+def distinct_cells(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct flat cells, index of each asked cell among them) of cells (rows, cols)."""
+    return np.unique(cols * n + rows, return_inverse=True)
+
+
 class _CentredMean:
     """`rolling(a, "mean", window)` (centred, NaN skipped, edges truncated) read at chosen
     cells only: each distinct cell's own window is summed, so nothing outside it (an inf, a
@@ -380,8 +390,15 @@ class _CentredMean:
         self.n = n
         self.windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)
 
-    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        cells, where = np.unique(cols * self.n + rows, return_inverse=True)
+    def at(
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        distinct: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """The mean at cells (rows, cols); `distinct`: `distinct_cells(rows, cols, n)` when
+        the caller asks for the same cells of several matrices."""
+        cells, where = distinct or distinct_cells(rows, cols, self.n)
         values = self.windows[cells // self.n, cells % self.n]  # distinct cells x window
         count = (~np.isnan(values)).sum(axis=1)
         total = np.nansum(values, axis=1)

@@ -34,8 +34,8 @@ Per-day references instead of whole-series statistics. Ruggles et al. take the m
 cut and IQR_r over the whole series. A daily partition sees only its +-21-day window, so
 whole-matrix statistics would make a day's flags depend on how a range was cut into runs. Here
 each is a per-day reference, a function of the UTC day and the data near it only:
-  - the GLOBAL_DEM median of day d: the median of the values NEG_OR_ZERO and IDENTICAL_RUN left
-    on days d - 1 .. d + 1 (`reference_median_days`);
+  - the GLOBAL_DEM median of day d: the median of the daily medians of the values NEG_OR_ZERO
+    and IDENTICAL_RUN left on days d - 1 .. d + 1 (`reference_median_days`);
   - IQR_r of day d: the median, over days d - 5 .. d + 5 (`reference_iqr_days`), of each day's
     IQR of the hour-to-hour changes of r (days with at least 12 of them).
 Flags of day d read step-1 values up to 13 days away (480 h medians, the +-10-day template,
@@ -63,6 +63,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from energy_assets.transform.grid import rolling, same_hour_median, shift_rows
+
+try:  # several times faster than numpy's, same values
+    from bottleneck import nanmedian as _bn_nanmedian
+except ImportError:  # pragma: no cover
+    _bn_nanmedian = np.nanmedian
 
 FLAGS: tuple[str, ...] = (
     "OKAY",
@@ -108,7 +113,7 @@ class RugglesThresholds(BaseModel):
         24, ge=1, description="SINGLE_DELTA: no reference older than this (a gap resets it)"
     )
     reference_median_days: int = Field(
-        1, ge=0, description="GLOBAL_DEM median of day d: the values of days d +- this"
+        1, ge=0, description="GLOBAL_DEM median of day d: of the daily medians of days d +- this"
     )
     reference_iqr_days: int = Field(
         5, ge=0, description="IQR_r of day d: median of the daily IQRs of days d +- this"
@@ -205,7 +210,7 @@ def screen_ruggles(
             th.single_delta_multiplier * iqr_delta.hi,
             lambda r, c: th.single_delta_multiplier * iqr_delta.exact(r, c),
         )
-        rel_lim = th.single_delta_rel_multiplier * iqr_rel  # per hour (its day's reference)
+        rel_lim = (th.single_delta_rel_multiplier * iqr_rel, first_hour)  # per UTC day
         closeness = np.fmax(np.abs(1.0 - rel), np.abs(1.0 - rel_long))
         age = th.single_delta_max_age_hours
         fwd = _single_delta_pass(s.x, rel, closeness, abs_lim, rel_lim, False, age)
@@ -259,16 +264,17 @@ def _day_rows(per_day: np.ndarray, first_hour: int, n: int) -> np.ndarray:
 
 
 def _reference_median(x: np.ndarray, first_hour: int, half_days: int) -> np.ndarray:
-    """Per hour: the median of the values of its UTC day and `half_days` days each side."""
-    blocks = _day_blocks(x, first_hour)
-    days = blocks.shape[0]
-    # A centred window of 24 (2 h + 1) rows read at hour 12 of day d covers days d - h .. d + h.
-    med = rolling(blocks.reshape(days * 24, -1), "median", 24 * (2 * half_days + 1))
-    return _day_rows(med[np.arange(days) * 24 + 12], first_hour, x.shape[0])
+    """Per hour: the median of the daily medians of its UTC day and `half_days` days each side
+    (as robust as the pooled median for a 10x cut, at a quarter of its cost)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN days stay NaN
+        daily = _bn_nanmedian(_day_blocks(x, first_hour), axis=1)
+    return _day_rows(rolling(daily, "median", 2 * half_days + 1), first_hour, x.shape[0])
 
 
 def _reference_iqr(step: np.ndarray, first_hour: int, half_days: int) -> np.ndarray:
-    """Per hour: the median over its UTC day +- `half_days` of each day's IQR of `step`."""
+    """Per UTC day (days x series, day 0 holds row 0): the median over the day +- `half_days`
+    of each day's IQR of `step`."""
     blocks = np.sort(_day_blocks(step, first_hour).transpose(0, 2, 1), axis=2)  # NaN last
     count = (~np.isnan(blocks)).sum(axis=2)
     quartiles = []
@@ -281,7 +287,7 @@ def _reference_iqr(step: np.ndarray, first_hour: int, half_days: int) -> np.ndar
         quartiles.append(lo + (hi - lo) * frac)
     daily = np.where(count >= MIN_DAILY_STEPS, quartiles[0] - quartiles[1], np.nan)
     reference = rolling(daily, "median", 2 * half_days + 1)
-    return _day_rows(reference, first_hour, step.shape[0])
+    return reference
 
 
 def _rolling_iqr(x: np.ndarray, window: int) -> np.ndarray:
@@ -433,7 +439,7 @@ def _single_delta_pass(
     rel: np.ndarray,
     closeness: np.ndarray | None,
     abs_lim: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]],
-    rel_lim: np.ndarray,
+    rel_lim: tuple[np.ndarray, int],
     reverse: bool,
     max_age: int,
 ) -> np.ndarray:
@@ -449,7 +455,6 @@ def _single_delta_pass(
     lim_lo, lim_hi, lim_exact = abs_lim
     if reverse:
         x, rel, lim_lo, lim_hi = x[::-1], rel[::-1], lim_lo[::-1], lim_hi[::-1]
-        rel_lim = rel_lim[::-1]
         closeness = None if closeness is None else closeness[::-1]
     n_hours, n_series = x.shape
     # Column-major (each series' hours ascending): transposed copies, then one boolean gather
@@ -467,20 +472,21 @@ def _single_delta_pass(
     lv = np.ascontiguousarray(lim_lo.T)[present]
     lv_hi = np.ascontiguousarray(lim_hi.T)[present]
     exact = np.zeros(n, dtype=bool)  # lv holds the exact limit (else its lower bound)
-    hour = np.flatnonzero(present) % n_hours  # of each present value (reversed if reverse)
-    flat_present: list[np.ndarray] = [np.flatnonzero(present)]
+    hour = np.broadcast_to(np.arange(n_hours, dtype=np.int32), xt.shape)[present]  # pass order
+    row = n_hours - 1 - hour if reverse else hour  # in the caller's order
 
     def make_exact(i: np.ndarray) -> None:
         i = i[~exact[i]]
         if i.size:
-            row = flat_present[0][i] % n_hours
-            lv[i] = lim_exact(n_hours - 1 - row if reverse else row, cols[i])
+            lv[i] = lim_exact(row[i], cols[i])
             exact[i] = True
 
     cv = None if closeness is None else np.ascontiguousarray(closeness.T)[present]
-    rl = np.ascontiguousarray(rel_lim.T)[present]
+    lim_of_day, first_hour = rel_lim  # (days, series): the relative limit of each UTC day
+    rl = lim_of_day[(row + first_hour) // 24, cols]
     idx = np.arange(n)
-    same_col = np.r_[False, cols[1:] == cols[:-1]]
+    # a value's first reference: the previous present value of its series, if recent enough
+    same_col = np.r_[False, (cols[1:] == cols[:-1]) & (hour[1:] - hour[:-1] <= max_age)]
     ref = np.where(same_col, idx - 1, -1)
 
     def candidate(i: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -497,7 +503,6 @@ def _single_delta_pass(
         first = np.zeros(n, dtype=bool)
         first[1:] = (
             same_col[1:]
-            & (hour[1:] - hour[:-1] <= max_age)
             & (np.abs(xv[1:] - xv[:-1]) > lim[1:])
             & (np.abs(rv[1:] - rv[:-1]) > rl[1:])
         )
@@ -538,7 +543,7 @@ def _single_delta_pass(
         frontier[active] = h
         active = active[has_next]
     hit = np.flatnonzero(flagged)
-    rows = np.flatnonzero(present)[hit] % n_hours  # position in the transposed copy's rows
+    rows = hour[hit]  # position in the (possibly reversed) rows
     out[rows, cols[hit]] = True
     return out[::-1] if reverse else out
 

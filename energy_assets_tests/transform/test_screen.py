@@ -234,7 +234,8 @@ def test_single_delta_reference_does_not_reach_across_a_long_gap() -> None:
 
     x = np.r_[np.full(24, 100.0), np.full(48, np.nan), np.full(24, 200.0)][:, None]
     lim = np.full(x.shape, 10.0)
-    args = (x, x / 100.0, None, (lim, lim, lambda r, c: lim[r, c]), np.full(x.shape, 0.1))
+    rel_lim = (np.full((4, 1), 0.1), 0)  # per day
+    args = (x, x / 100.0, None, (lim, lim, lambda r, c: lim[r, c]), rel_lim)
     assert not _single_delta_pass(*args, reverse=False, max_age=24).any()
     flagged = _single_delta_pass(*args, reverse=False, max_age=24 * 30)
     assert flagged[72:, 0].all()  # every later value against the stale reference
