@@ -1,7 +1,8 @@
 """Benchmark: the pipeline's screening and imputation, as `imputed/series` runs them, against the
 labelled anomalies of Ruggles et al. (2020).
 
-Input: a folder of Ruggles-format BA files (`<BA>.csv`: `date_time` UTC, `raw demand (MW)`,
+Input: a folder of Ruggles-format BA files (`<BA>.csv`: `date_time` UTC hour ending (stamped
+`date_time - 1 h`, as the platform's parser does), `raw demand (MW)`,
 `category`, `forecast demand (MW)`; default ../shared/realdata/ruggles_2019_release, 8 BAs
 2015-07 to 2019-07). Every measurement goes through `clean` with `cleaning_config()`, the
 function the asset calls (no copy of it here):
@@ -78,9 +79,12 @@ class Data:
         frames = []
         for f in files:
             df = pl.read_csv(f, infer_schema_length=0).select(
-                pl.col("date_time")
-                .str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", time_zone="UTC")
-                .alias("interval_start_utc"),
+                (  # the release's date_time ends its hour; the platform stamps hour starts
+                    pl.col("date_time").str.to_datetime(
+                        "%Y-%m-%d %H:%M:%S", time_unit="us", time_zone="UTC"
+                    )
+                    - pl.duration(hours=1)
+                ).alias("interval_start_utc"),
                 pl.lit(f.stem).alias("region"),
                 pl.col("raw demand (MW)").cast(pl.Float64, strict=False).alias("demand"),
                 pl.col("forecast demand (MW)").cast(pl.Float64, strict=False).alias("forecast"),
@@ -181,6 +185,26 @@ def partition_path(data: Data, cfg):
         day += DAY
     out = pl.concat(pieces)
     return out.filter(pl.col("interval_start_utc").is_between(data.first, data.end, "left"))
+
+
+def differing_by_gap(both) -> dict[str, int]:
+    """Cells whose value differs between the paths, by the length of the full path's gap
+    (run of unobserved hours) they are in."""
+    import polars as pl
+
+    run = (pl.col("is_observed") != pl.col("is_observed").shift(1)).fill_null(True).cum_sum()
+    gaps = both.sort("region", "series", "interval_start_utc").with_columns(
+        run.over("region", "series").alias("run")
+    )
+    gaps = gaps.with_columns(pl.len().over("region", "series", "run").alias("gap"))
+    diff = gaps.filter(pl.col("value").ne_missing(pl.col("value_p")))
+    edges = ((1, 72), (73, 336), (337, 10**9))
+    return {
+        (f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"): diff.filter(
+            pl.col("gap").is_between(lo, hi)
+        ).height
+        for lo, hi in edges
+    }
 
 
 # ------------------------------------------------------------------------------- screening
@@ -531,6 +555,7 @@ def main(argv: list[str] | None = None) -> dict:
         value_diff = both.filter(both["value"].ne_missing(both["value_p"]))
         result["flag_cells_differing"] = flag_diff.height
         result["value_cells_differing"] = value_diff.height
+        result["value_cells_differing_by_gap_hours"] = differing_by_gap(both)
         result["cells_compared"] = both.height
         result["flag_cells_differing_by_ba"] = dict(
             flag_diff.group_by("region").len().sort("region").iter_rows()
@@ -585,7 +610,8 @@ def _print(r: dict) -> None:
         f"all    precision {f(r['precision'])} recall {f(r['recall'])}; daily partitions "
         f"{f(r.get('precision_partitioned'))} / {f(r.get('recall_partitioned'))}; cells differing "
         f"between the paths: flags {r.get('flag_cells_differing')}, values "
-        f"{r.get('value_cells_differing')} of {r.get('cells_compared')}"
+        f"{r.get('value_cells_differing')} of {r.get('cells_compared')} (by the gap they are "
+        f"in, hours: {r.get('value_cells_differing_by_gap_hours')})"
     )
     g = lambda v: "     -" if v is None else f"{v:6.2f}"  # noqa: E731
     print("\nhidden-gap MAPE (%)")

@@ -115,9 +115,10 @@ def test_daily_partitions_flag_every_cell_as_the_full_series_does(realdata: Path
     frames = []
     for f in files:
         df = pl.read_csv(f, infer_schema_length=0)
+        # hour ending -> hour start, as the platform's parser stamps it
         t = pl.col("date_time").str.to_datetime(
             "%Y-%m-%d %H:%M:%S", time_unit="us", time_zone="UTC"
-        )
+        ) - pl.duration(hours=1)
         for series, column in (
             ("demand", "raw demand (MW)"),
             ("demand_forecast_da", "forecast demand (MW)"),
