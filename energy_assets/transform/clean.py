@@ -205,9 +205,9 @@ class CleaningConfig(BaseModel):
 BA_PEAK_FACTOR = 3.0
 """Demand above this multiple of a BA's typical peak is implausible (`features/hourly` checks)."""
 SMALL_BA_PEAK_MW = 200.0
+"""Balancing authorities whose typical peak is below this get `cleaning_config`'s small-BA rules."""
 NET_GENERATION_BOUNDS = (-1000.0, 200_000.0)
 """Sanity bounds of small BAs' net generation: those of generation by fuel (gridemissions)."""
-"""Balancing authorities whose typical peak is below this get `cleaning_config`'s small-BA rules."""
 
 
 def cleaning_config(balancing_authorities: pl.DataFrame | None = None) -> CleaningConfig:

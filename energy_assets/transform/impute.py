@@ -191,7 +191,11 @@ class _Candidate:
     copies of the series (`lags`: part = y[t - lag], read in place) or matrices (`parts`)."""
 
     def __init__(
-        self, y: np.ndarray, lags: tuple[int, ...] = (), parts: tuple = (), analog: bool = True
+        self,
+        y: np.ndarray,
+        lags: tuple[int, ...] = (),
+        parts: tuple[np.ndarray, ...] = (),
+        analog: bool = True,
     ) -> None:
         self.y, self.lags, self.parts, self.analog = y, lags, parts, analog
         self.full = _nanmean_stack([*(shift_rows(y, lag) for lag in lags), *parts])
@@ -306,7 +310,10 @@ def _blend_gaps(
         has_l, has_r = ls >= 0, hs < n
         li, hi_ = np.clip(ls, 0, n - 1), np.clip(hs, 0, n - 1)
         acc = {k: np.zeros(sel.size) for k in ("num", "den", "num_l", "den_l", "num_r", "den_r")}
-        edge_l, edge_r = distinct_cells(li, pos, n), distinct_cells(hi_, pos, n)  # once per bucket
+        edge_l, edge_r = (
+            _distinct_cells(li, pos, n),
+            _distinct_cells(hi_, pos, n),
+        )  # once per bucket
         has_analog = np.zeros(sel.size, dtype=bool)
         for cand in candidates:
             p = cand.full[:, used]
@@ -370,7 +377,7 @@ def _per_gap_mean(a: np.ndarray, col: np.ndarray, left: np.ndarray) -> np.ndarra
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)[gap_id]
 
 
-def distinct_cells(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_cells(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(distinct flat cells, index of each asked cell among them) of cells (rows, cols)."""
     return np.unique(cols * n + rows, return_inverse=True)
 
@@ -396,9 +403,9 @@ class _CentredMean:
         cols: np.ndarray,
         distinct: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """The mean at cells (rows, cols); `distinct`: `distinct_cells(rows, cols, n)` when
+        """The mean at cells (rows, cols); `distinct`: `_distinct_cells(rows, cols, n)` when
         the caller asks for the same cells of several matrices."""
-        cells, where = distinct or distinct_cells(rows, cols, self.n)
+        cells, where = distinct or _distinct_cells(rows, cols, self.n)
         values = self.windows[cells // self.n, cells % self.n]  # distinct cells x window
         count = (~np.isnan(values)).sum(axis=1)
         total = np.nansum(values, axis=1)

@@ -11,11 +11,13 @@ screens, thresholds and order, labels named as in the published data:
 
 Step 1, each on the values left by the previous screen:
   MISSING (null), NEG_OR_ZERO (x <= 0), IDENTICAL_RUN (3rd+ equal value in a row),
-  GLOBAL_DEM (x >= 10 x median), GLOBAL_DEM_PLUS_MINUS (OKAY hours next to a GLOBAL_DEM hour).
+  GLOBAL_DEM (x >= 10 x the day's reference median, below), GLOBAL_DEM_PLUS_MINUS (OKAY hours
+  next to a GLOBAL_DEM hour).
 Statistics, computed ONCE on the values left after step 1 (as in the original): centred rolling
   medians M48 and M480, the diurnal template h = 1 + median_k(x - M48)[t + 24k] / M480 for
   k = -10..10, prediction p = M48 * h, 240 h rolling IQRs of (x - M48) and of hourly deltas,
-  r = x / p, r_long = x / (M480 * h) and the window-wide IQR of hour-to-hour changes of r.
+  r = x / p, r_long = x / (M480 * h) and IQR_r, the day's reference IQR of hour-to-hour changes
+  of r (below).
 Step 2:
   LOCAL_DEM_UP (x >= p + 3.5 IQR), LOCAL_DEM_DOWN (x <= p - 2.5 IQR),
   DELTA (both neighbour deltas beyond 2 x delta IQR, same sign),
@@ -265,7 +267,7 @@ def _day_rows(per_day: np.ndarray, first_hour: int, n: int) -> np.ndarray:
 
 def _reference_median(x: np.ndarray, first_hour: int, half_days: int) -> np.ndarray:
     """Per hour: the median of the daily medians of its UTC day and `half_days` days each side
-    (as robust as the pooled median for a 10x cut, at a quarter of its cost)."""
+    (a robust level for a 10x cut, at a quarter of the pooled median's cost)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN days stay NaN
         daily = _bn_nanmedian(_day_blocks(x, first_hour), axis=1)
@@ -286,8 +288,7 @@ def _reference_iqr(step: np.ndarray, first_hour: int, half_days: int) -> np.ndar
         hi = np.take_along_axis(blocks, np.ceil(idx).astype(np.int64)[..., None], axis=2)[..., 0]
         quartiles.append(lo + (hi - lo) * frac)
     daily = np.where(count >= MIN_DAILY_STEPS, quartiles[0] - quartiles[1], np.nan)
-    reference = rolling(daily, "median", 2 * half_days + 1)
-    return reference
+    return rolling(daily, "median", 2 * half_days + 1)
 
 
 def _rolling_iqr(x: np.ndarray, window: int) -> np.ndarray:

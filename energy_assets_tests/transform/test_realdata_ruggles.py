@@ -103,9 +103,9 @@ def test_daily_partitions_flag_every_cell_as_the_full_series_does(realdata: Path
 
     Imputed values can still differ where a gap's inputs lie beyond the window: its far edge,
     the analogs of its edges up to two weeks further, and the flags of those hours, which need
-    their own 21 days of context (measured: 12,276 of 561,024 cells, 11,571 of them in gaps of
-    more than two weeks; 44 in gaps up to 72 h). Making them equal needs more context than
-    the screens' 21 days (README, data quality)."""
+    their own 21 days of context (benchmarks/quality_ruggles.py: 12,309 of 561,024 cells,
+    11,571 of them in gaps of more than two weeks, 82 in gaps up to 72 h). Making them equal
+    needs more context than the screens' 21 days (README, data quality)."""
     from energy_assets.transform.clean import cleaning_config
 
     folder = realdata / "ruggles_2019_release"
