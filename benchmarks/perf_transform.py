@@ -341,6 +341,19 @@ def pd_clean(wide):
     return filled, flags
 
 
+def pd_day_reference(frame, per_day):
+    """A per-UTC-day statistic broadcast to the day's hours: `per_day` gets the frame padded to
+    whole days (rows 24 d .. 24 d + 23 = day d) and returns one row per day."""
+    import pandas as pd
+
+    first = frame.index[0].floor("D")
+    hours = pd.date_range(first, frame.index[-1].floor("D") + pd.Timedelta(hours=23), freq="h")
+    days = per_day(frame.reindex(hours).reset_index(drop=True))
+    return pd.DataFrame(
+        np.repeat(days.to_numpy(), 24, axis=0), index=hours, columns=frame.columns
+    ).reindex(frame.index)
+
+
 def pd_ruggles(df):
     import pandas as pd
 
@@ -354,7 +367,12 @@ def pd_ruggles(df):
 
     mark(x <= 0, "NEG_OR_ZERO")
     mark((x.diff(1) == 0) & (x.diff(2) == 0), "IDENTICAL_RUN")
-    mark(~(x < 10 * x.median()), "GLOBAL_DEM")
+
+    def daily_median(d):
+        days = d.groupby(np.arange(len(d)) // 24).median()
+        return days.rolling(3, center=True, min_periods=1).median()
+
+    mark(~(x < 10 * pd_day_reference(x, daily_median)), "GLOBAL_DEM")
     g = flags == "GLOBAL_DEM"
     mark(
         (g.shift(1, fill_value=False) | g.shift(-1, fill_value=False)) & (flags == "OKAY"),
@@ -378,7 +396,13 @@ def pd_ruggles(df):
     rel = x / pred
     rel_long = x / (m480 * hmd)
     step = rel.diff()
-    iqr_rel = step.quantile(0.75) - step.quantile(0.25)
+
+    def daily_iqr(d):
+        days = d.groupby(np.arange(len(d)) // 24)
+        iqr = (days.quantile(0.75) - days.quantile(0.25)).where(days.count() >= 12)
+        return iqr.rolling(11, center=True, min_periods=1).median()
+
+    iqr_rel = pd_day_reference(step, daily_iqr)
 
     mark(~(x < pred + 3.5 * iqr_off), "LOCAL_DEM_UP")
     mark(~(x > pred - 2.5 * iqr_off), "LOCAL_DEM_DOWN")
@@ -387,16 +411,16 @@ def pd_ruggles(df):
     for col in x.columns:  # sequential by nature: a loop, as in the reference implementation
         v = x[col].to_numpy().copy()
         r, rl = rel[col].to_numpy(), rel_long[col].to_numpy()
-        lim1, lim2 = 5 * iqr_d[col].to_numpy(), 15 * iqr_rel[col]
+        lim1, lim2 = 5 * iqr_d[col].to_numpy(), 15 * iqr_rel[col].to_numpy()
         hit = np.zeros(len(v), dtype=bool)
         for order, check in ((range(len(v)), True), (range(len(v) - 1, -1, -1), False)):
             prev = -1
             for i in order:
                 if np.isnan(v[i]):
                     continue
-                if prev < 0:
+                if prev < 0 or abs(i - prev) > 24:  # no reference older than 24 h
                     prev = i
-                if abs(v[prev] - v[i]) > lim1[i] and abs(r[prev] - r[i]) > lim2:
+                if abs(v[prev] - v[i]) > lim1[i] and abs(r[prev] - r[i]) > lim2[i]:
                     if check and max(abs(1 - r[i]), abs(1 - rl[i])) < max(
                         abs(1 - r[prev]), abs(1 - rl[prev])
                     ):
@@ -445,9 +469,11 @@ def pd_impute(y, cfg):
     def nanmean(frames):
         return pd.concat(frames, keys=range(len(frames))).groupby(level=1).mean()
 
+    # each candidate: its parts (the candidate is their mean where present) and whether they
+    # are analogs of the series itself
     cands = [
-        nanmean([y.shift(24), y.shift(-24)]),
-        nanmean([y.shift(168), y.shift(-168), y.shift(336), y.shift(-336)]),
+        ([y.shift(24), y.shift(-24)], True),
+        ([y.shift(168), y.shift(-168), y.shift(336), y.shift(-336)], True),
     ]
     cov = pd.DataFrame(np.nan, index=y.index, columns=y.columns)
     for col in y.columns:
@@ -461,41 +487,53 @@ def pd_impute(y, cfg):
         .median()
     )
     level = ratio.rolling(336, center=True, min_periods=1).median()
-    cands += [cov * same_hour, cov * level]
+    cands += [([cov * same_hour], False), ([cov * level], False)]
     buckets = np.where(
         gap_len > 12,
         5,
         np.abs(np.ceil(gap_len / 2).to_numpy()[..., None] - np.array([1, 2, 3, 4, 6])).argmin(-1),
     )
+
+    def at_edge(frame, fill):
+        """The frame's value at each cell's last known row before (ffill) or after (bfill),
+        NaN where it is NaN there (a sentinel keeps the fill from reaching further)."""
+        sentinel = frame.where(known).mask(known & frame.isna(), np.inf)
+        return getattr(sentinel, fill)().replace(np.inf, np.nan)
+
+    y_l, y_r = at_edge(y, "ffill"), at_edge(y, "bfill")
     blend_vals = pd.DataFrame(np.nan, index=y.index, columns=y.columns)
     for b, half in enumerate((1, 2, 3, 4, 6, None)):
         cells = ~known & ~is_lin & (buckets == b) & (left.notna() | right.notna())
         if not cells.to_numpy().any():
             continue
-        num = 0
-        den = 0
-        for p in cands:
+        acc = {k: 0 for k in ("num", "den", "num_l", "den_l", "num_r", "den_r")}
+        has_analog = pd.DataFrame(False, index=y.index, columns=y.columns)
+        for parts, analog in cands:
+            p = nanmean(parts)
             r = y - p
             if half is not None:
                 r = r - (r.shift(half) + r.shift(-half)) / 2
             local = r.abs().rolling(168, center=True, min_periods=1).mean()
-            edge = local.where(known).mask(known & local.isna(), np.inf)  # stop at edges
-            spread = (
-                pd.concat([edge.ffill(), edge.bfill()], keys=[0, 1])
-                .replace(np.inf, np.nan)
-                .groupby(level=1)
-                .mean()
-            )
-            w = 1 / (spread.where(known, spread) ** 2 + 1e-12)
-            ok = p.notna() & w.notna()
-            num = num + (w * p).where(ok, 0)
-            den = den + w.where(ok, 0)
-        pb = num / den.where(den > 0)
-        # the residual AT each edge (a sentinel keeps ffill from reaching past an edge whose
-        # blend is undefined)
-        resid = (y - pb).where(known).mask(known & pb.isna(), np.inf)
-        rl = resid.ffill().replace(np.inf, np.nan)
-        rr = resid.bfill().replace(np.inf, np.nan)
+            err_l, err_r = at_edge(local, "ffill"), at_edge(local, "bfill")
+            err = pd.concat([err_l, err_r], keys=[0, 1]).groupby(level=1).mean()
+            # the edges' values of the candidate: the mean of the parts the gap cell has
+            at_gap = [q.notna() for q in parts]
+            if analog:
+                has_analog |= pd.concat(at_gap, keys=range(len(parts))).groupby(level=1).any()
+            edge_val = {}
+            for side, fill in (("_l", "ffill"), ("_r", "bfill")):
+                vals = [at_edge(q, fill).where(g) for q, g in zip(parts, at_gap, strict=True)]
+                edge_val[side] = nanmean(vals)
+            for key, val, e in (("", p, err), ("_l", edge_val["_l"], err_l),
+                                ("_r", edge_val["_r"], err_r)):  # fmt: skip
+                w = 1 / (e**2 + 1e-12)
+                ok = val.notna() & w.notna()
+                acc["num" + key] = acc["num" + key] + (w * val).where(ok, 0)
+                acc["den" + key] = acc["den" + key] + w.where(ok, 0)
+        pb, bl, br = (
+            acc["num" + k] / acc["den" + k].where(acc["den" + k] > 0) for k in ("", "_l", "_r")
+        )
+        rl, rr = y_l - bl, y_r - br
         dl, dr = pos - left, right - pos
         span = (dl + dr).where(left.notna() & right.notna(), 1)
         wl = (dr / span).where(right.notna(), 1)
@@ -504,6 +542,18 @@ def pd_impute(y, cfg):
         wl = wl.mask(fade, wl * np.exp(-dl / 24))
         wr = wr.mask(fade, wr * np.exp(-dr / 24))
         val = pb + (wl * rl).fillna(0) + (wr * rr).fillna(0)
+        if half is not None:  # a short gap most of whose hours have no analog: linear
+            gap_of = left.fillna(-1)
+            for col in y.columns:
+                sel = cells[col].to_numpy()
+                if not sel.any():
+                    continue
+                share = (
+                    has_analog[col][sel].astype(float).groupby(gap_of[col][sel]).transform("mean")
+                )
+                both_sides = (left[col].notna() & right[col].notna())[sel]
+                drop = share.index[(share < 0.5).to_numpy() & both_sides.to_numpy()]
+                val.loc[drop, col] = np.nan
         blend_vals = blend_vals.mask(cells, val)
     out = out.mask(~known & ~is_lin, blend_vals)
     out = out.mask(out.isna() & ~known, lin)

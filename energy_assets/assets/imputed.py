@@ -1,4 +1,5 @@
-"""imputed/series: screened (Ruggles et al. 2020) and gap-filled series (transform/clean.py).
+"""imputed/series: screened (Ruggles et al. 2020) and gap-filled series (transform/clean.py,
+with the pipeline's configuration `cleaning_config`, which the quality benchmark runs too).
 
 The screens look up to `CleaningConfig.context_days` (21) days each side of a day, so each
 partition loads that window of aligned/series. The newest partitions compute with whatever right-
@@ -9,47 +10,13 @@ schedule re-runs the trailing window; see the README, "Revisions").
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, MetadataValue, asset
 
-from energy_assets.contracts.tables import BA_PEAK_FACTOR
 from energy_assets.io.parquet import window
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.plots import reported_vs_filled_markdown
-from energy_assets.sources.balancing_authorities import load_balancing_authorities
-from energy_assets.transform.clean import (
-    DEFAULT_RULES,
-    CleaningConfig,
-    SeriesRule,
-    clean,
-    daily_quality,
-)
+from energy_assets.transform.clean import CleaningConfig, clean, cleaning_config, daily_quality
 
 CONTEXT_DAYS = CleaningConfig().context_days
-SMALL_BA_PEAK_MW = 200.0
-
-
-def cleaning_config() -> CleaningConfig:
-    """Ruggles' screens, except for balancing authorities too small for them.
-
-    Below ~200 MW, whole-MW reporting repeats values for hours on end, so the identical-run and
-    delta screens reject ordinary data (Ruggles et al. left such regions out for that reason).
-    Their demand-like series get bounds only: at least 1 MW and at most BA_PEAK_FACTOR times the
-    typical peak (the bound `features/hourly` checks).
-    """
-    small = load_balancing_authorities().filter(pl.col("typical_peak_mw") < SMALL_BA_PEAK_MW)
-    rules = tuple(
-        SeriesRule(
-            pattern="demand|demand_forecast_da|net_generation",
-            regions=code,
-            screen="bounds",
-            lower=1.0,  # whole-MW reporting: a 0 stands for a missing value, not for demand
-            upper=BA_PEAK_FACTOR * peak,  # the features layer's per-BA bound, screened here
-            positive=True,
-            covariates=("demand_forecast_da",),
-            linear_max_gap_hours=3,
-        )
-        for code, peak in small.select("code", "typical_peak_mw").iter_rows()
-    )
-    return CleaningConfig(rules=(*rules, *DEFAULT_RULES))
 
 
 @asset(

@@ -13,7 +13,7 @@ from energy_assets.contracts.core import Bounds, Column, Contract, OpenColumns, 
 from energy_assets.contracts.evaluate import Finding, PlannedCheck
 from energy_assets.sources.base import UNIT_LIMITS
 from energy_assets.transform.align import ALIGNED_SCHEMA
-from energy_assets.transform.clean import CLEAN_SCHEMA
+from energy_assets.transform.clean import BA_PEAK_FACTOR, CLEAN_SCHEMA
 from energy_assets.transform.features import FEATURE_COLUMNS
 
 TIME_KEY = Column(
@@ -474,7 +474,6 @@ def contract_for(asset_key_path: str) -> Contract:
 # --- hand-written checks beyond what a contract's columns imply --------------------------
 
 IMPUTED_SHARE_WARN = 0.2
-BA_PEAK_FACTOR = 3.0
 FORECAST_RATIO_WARN = (2 / 3, 3 / 2)
 """A day whose observed demand is, at the median hour, outside this multiple of the BA's own
 day-ahead forecast: one of the two is wrong (a unit or scale change, a stuck or shifted series),

@@ -16,20 +16,23 @@ Which series get which screens (first matching rule wins, `DEFAULT_RULES`):
   caps, weather physically possible values. A spike screen for these series belongs with the
   balance reconciliation (D = NG - TI), not here.
 
-A rule can be limited to regions (`SeriesRule.regions`): Ruggles' screens assume a load large
-enough that identical consecutive whole-MW values are rare; for very small BAs (tens of MW,
-e.g. generation-only BAs) they flag long stretches, which is why Ruggles et al. left the
-smallest subregions out. Put a bounds-only rule for such regions before the general one.
+A rule can be limited to regions (`SeriesRule.regions`), placed before the general one.
+`cleaning_config()` is the pipeline's configuration: the rules below plus the small-BA rules
+(demand: Ruggles' screens and a per-BA upper bound; net generation: sanity bounds only).
 
 Partition semantics. `clean(window, target_start, target_end)` screens and imputes the whole
-window and returns the target hours only. The screens' statistics reach 11 days each side
-(480 h medians, +-10-day template), the imputation 14 days (two-week analogs), so a daily
-partition should load `CleaningConfig.context_days` (21) days on each side; "global" screen
-statistics (the 10x-median cut, IQR_r) are then window statistics. The newest partitions have
-no right-hand context: they still compute (centred windows shrink to the rows present, gaps at
-the end are filled from the left edge and the candidates that need no future data), and their
-values can change when later days arrive and the partition is re-materialized. Rows of a
-target day depend only on the window's data, never on how it was split into partitions.
+window and returns the target hours only. A daily partition loads `CleaningConfig.context_days`
+(21) days on each side: the screens' flags of a day read raw values up to 21 days away (480 h
+medians, the +-10-day template, and per-day references in place of Ruggles' whole-series
+statistics; see `screen.py`), so a day's flags are the same whether it is cleaned alone on its
+window or in a run over years (tested on the Ruggles BAs). Imputed values are the same too
+unless a gap's inputs lie further away than the window reaches: its far edge, the analogs and
+covariate ratios of its edges (up to two weeks beyond them), or flags of hours that themselves
+need context beyond the window. On the Ruggles BAs that concerns long gaps only (the README
+gives the count). The newest partitions have no right-hand context: they still compute
+(centred windows shrink to the rows present, gaps at the end are filled from the left edge and
+the candidates that need no future data), and their values can change when later days arrive
+and the partition is re-materialized.
 
 Threads. Every column is screened and imputed on its own (its covariates and drivers are series
 of the same region), so the matrix is cut into blocks of whole regions that a thread pool
@@ -87,8 +90,12 @@ class SeriesRule(BaseModel):
         "*", description="region glob: put region-specific exceptions before the general rule"
     )
     screen: Literal["ruggles", "bounds"] = Field(description="Ruggles screens or bounds only")
-    lower: float | None = Field(None, description="OUT_OF_BOUNDS below this (bounds screen)")
-    upper: float | None = Field(None, description="OUT_OF_BOUNDS above this (bounds screen)")
+    lower: float | None = Field(
+        None, description="OUT_OF_BOUNDS below this (with Ruggles: of what its screens passed)"
+    )
+    upper: float | None = Field(
+        None, description="OUT_OF_BOUNDS above this (with Ruggles: of what its screens passed)"
+    )
     identical_run: int = Field(0, ge=0, description="bounds screen: flag n-th+ equal value")
     positive: bool = Field(False, description="strictly positive: ratio covariate models")
     covariates: tuple[str, ...] = Field(
@@ -195,6 +202,61 @@ class CleaningConfig(BaseModel):
         return out
 
 
+BA_PEAK_FACTOR = 3.0
+"""Demand above this multiple of a BA's typical peak is implausible (`features/hourly` checks)."""
+SMALL_BA_PEAK_MW = 200.0
+"""Balancing authorities whose typical peak is below this get `cleaning_config`'s small-BA rules."""
+NET_GENERATION_BOUNDS = (-1000.0, 200_000.0)
+"""Sanity bounds of small BAs' net generation: those of generation by fuel (gridemissions)."""
+
+
+def cleaning_config(balancing_authorities: pl.DataFrame | None = None) -> CleaningConfig:
+    """The pipeline's configuration (`imputed/series` and the quality benchmark both call this).
+
+    `balancing_authorities`: a table with `code` and `typical_peak_mw` (default: the packaged
+    sources/data/balancing_authorities.csv). Balancing authorities whose typical peak is below
+    SMALL_BA_PEAK_MW get, before the general rules:
+
+    - demand and its day-ahead forecast: the Ruggles screens like every BA, then OUT_OF_BOUNDS
+      above BA_PEAK_FACTOR x the typical peak (the bound `features/hourly` checks), on what the
+      screens passed. Ruggles' screens work at this size: on real small BAs they find the
+      labelled anomalies (precision and recall 1.000) and flag 0.8-2.8 % of hours, while bounds
+      alone find almost none (recall 0.002-0.039: a 290 MW hour between 30-60 MW neighbours is
+      inside 3x a 100 MW peak), as the team measured on four real small BAs (issue 13); on
+      the 2023-06 gridemissions week they flag 1-7 of 241 demand hours of HST, SPA and WAUW;
+    - net generation: sanity bounds only, as for generation by fuel. Many small BAs are
+      generation-only (a nominal demand peak of tens of MW beside GW of generation), and their
+      generation is zero or flat for hours for real (wind, hydro, a plant offline), which the
+      demand screens reject: on the 2023-06 gridemissions week they reject 1,202 of the small
+      BAs' 2,892 net-generation hours (YAD 236 of 241, HST all), bounds none. A bound derived
+      from demand never applies to it.
+    """
+    if balancing_authorities is None:
+        from energy_assets.sources.balancing_authorities import load_balancing_authorities
+
+        balancing_authorities = load_balancing_authorities()
+    general = {rule.pattern: rule for rule in DEFAULT_RULES}
+    small = balancing_authorities.filter(pl.col("typical_peak_mw") < SMALL_BA_PEAK_MW)
+    rules: list[SeriesRule] = []
+    for code, peak in small.select("code", "typical_peak_mw").iter_rows():
+        for pattern in ("demand", "demand_forecast_da"):
+            rules.append(
+                general[pattern].model_copy(
+                    update={"regions": code, "upper": BA_PEAK_FACTOR * peak}
+                )
+            )
+        rules.append(
+            SeriesRule(
+                pattern="net_generation",
+                regions=code,
+                screen="bounds",
+                lower=NET_GENERATION_BOUNDS[0],
+                upper=NET_GENERATION_BOUNDS[1],
+            )
+        )
+    return CleaningConfig(rules=(*rules, *DEFAULT_RULES))
+
+
 def clean(
     aligned_window: pl.DataFrame,
     target_start: datetime,
@@ -232,15 +294,19 @@ def clean(
         return pl.DataFrame(schema=CLEAN_SCHEMA)
 
     rule_of = cfg.rule_index(keys).to_numpy()
+    first_hour = (t0_us // HOUR_US) % 24  # the screens' per-day references follow UTC days
     workers = _workers()
     n_blocks = min(BLOCKS_PER_WORKER * workers, x.size // MIN_BLOCK_CELLS)
     blocks = _region_blocks(keys.get_column("region"), n_blocks)
     if workers == 1 or len(blocks) == 1:
-        flags, filled, methods = _clean_block(keys, x, rule_of, cfg)
+        flags, filled, methods = _clean_block(keys, x, rule_of, cfg, first_hour)
     else:  # numpy, bottleneck and polars release the GIL: the blocks run on separate cores
         with ThreadPoolExecutor(min(workers, len(blocks))) as pool:
             parts = list(
-                pool.map(lambda b: _clean_block(keys[b], x[:, b], rule_of[b], cfg), blocks)
+                pool.map(
+                    lambda b: _clean_block(keys[b], x[:, b], rule_of[b], cfg, first_hour),
+                    blocks,
+                )
             )
         release_freed_memory()
         flags, filled, methods = (np.hstack(p) for p in zip(*parts, strict=True))
@@ -293,10 +359,10 @@ def _region_blocks(regions: pl.Series, blocks: int) -> list[slice]:
 
 
 def _clean_block(
-    keys: pl.DataFrame, x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig
+    keys: pl.DataFrame, x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig, first_hour: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Screen and impute columns `x` (whole regions): (flags, filled values, method codes)."""
-    flags = _screen(x, rule_of, cfg)
+    flags = _screen(x, rule_of, cfg, first_hour)
     y = np.where(flags == OKAY, x, np.nan)
 
     rules = cfg.rules
@@ -312,15 +378,24 @@ def _clean_block(
     return flags, filled, methods
 
 
-def _screen(x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig) -> np.ndarray:
+def _screen(
+    x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig, first_hour: int = 0
+) -> np.ndarray:
     flags = np.zeros(x.shape, dtype=np.int8)
     ruggles = np.array([r >= 0 and cfg.rules[r].screen == "ruggles" for r in rule_of], dtype=bool)
     if ruggles.any():
-        flags[:, ruggles] = _screen_ruggles(x[:, ruggles], cfg.ruggles)
-    for r in np.unique(rule_of[~ruggles]):  # one call per bounds rule, not per series
-        cols = (rule_of == r) & ~ruggles
+        flags[:, ruggles] = _screen_ruggles(x[:, ruggles], cfg.ruggles, first_hour)
+    for r in np.unique(rule_of):  # one call per bounds rule, not per series
         rule = cfg.rules[r] if r >= 0 else SeriesRule(pattern="*", screen="bounds")
-        flags[:, cols] = screen_bounds(x[:, cols], rule.lower, rule.upper, rule.identical_run)
+        cols = rule_of == r
+        if rule.screen == "bounds":
+            flags[:, cols] = screen_bounds(x[:, cols], rule.lower, rule.upper, rule.identical_run)
+        elif rule.lower is not None or rule.upper is not None:  # after Ruggles' screens
+            sub = flags[:, cols]
+            bounds = screen_bounds(
+                np.where(sub == OKAY, x[:, cols], np.nan), rule.lower, rule.upper
+            )
+            flags[:, cols] = np.where(sub == OKAY, bounds, sub)
     return flags
 
 

@@ -26,13 +26,19 @@ Method ("blend"), per series, vectorised over hours and series:
    gap are carried into it, linearly interpolated between the edges; in gaps longer than
    `anchor_full_max_gap_hours` they also fade with distance (`anchor_decay_hours`), as an edge
    says little about the middle of a long gap. The filled curve meets the observations at both
-   edges.
+   edges. An edge's blend uses, of each candidate, only the parts the gap cell has (e.g. of
+   the analogs at t +- 24 h and t +- 1-2 weeks, those not missing at the gap), so the residual
+   carried in is that of the prediction being corrected: when the same hour is missing on the
+   neighbouring days too, the gap has no daily analog while its edges do.
 
 Gaps up to `linear_max_gap_hours` (per series rule) use linear interpolation instead; a gap with
 no usable candidate falls back to linear interpolation between its edges, or to holding the
-single edge value when the gap touches the matrix edge. On the Ruggles et al. (2020) BAs the
-blend beats linear interpolation at every gap length, 1 h included (numbers:
-benchmarks/quality_ruggles.py), which is why demand-like series default to 0 here.
+single edge value when the gap touches the matrix edge; a short gap (up to 12 h) most of whose
+hours have no analog at all (no value a day or one or two weeks away: a BA empty at the same
+hour every day for weeks) is interpolated linearly too, as a proxy alone fills those worse. On
+the Ruggles et al. (2020) BAs the blend beats linear interpolation at every gap length, 1 h
+included, and on recurring one-hour gaps (numbers: benchmarks/quality_ruggles.py), which is
+why demand-like series default to 0 here.
 
 Gaps at the matrix edge (the newest hours of the newest partition) have only a left anchor:
 their fill uses the candidates that need no future data and is revised when later days arrive.
@@ -122,9 +128,12 @@ def impute_matrix(
         methods[linear] = M_LINEAR
 
         if blendable.any():
-            rows, cols_b, values = _blend_gaps(
+            rows, cols_b, values, linear_better = _blend_gaps(
                 y, blendable, left, right, gap_len, covariates, drivers or [], positive, cfg
             )
+            # A short gap without analogs (the same hours missing on the neighbouring days
+            # and weeks too) is interpolated: a proxy alone does worse there.
+            values[linear_better & both[rows, cols_b]] = np.nan
             ok = ~np.isnan(values)
             out[rows[ok], cols_b[ok]] = values[ok]
             methods[rows[ok], cols_b[ok]] = M_BLEND
@@ -177,20 +186,46 @@ def _nanmean_stack(arrays: list[np.ndarray]) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+class _Candidate:
+    """A candidate prediction: the mean of its parts where they are present. Parts are lagged
+    copies of the series (`lags`: part = y[t - lag], read in place) or matrices (`parts`)."""
+
+    def __init__(
+        self,
+        y: np.ndarray,
+        lags: tuple[int, ...] = (),
+        parts: tuple[np.ndarray, ...] = (),
+        analog: bool = True,
+    ) -> None:
+        self.y, self.lags, self.parts, self.analog = y, lags, parts, analog
+        self.full = _nanmean_stack([*(shift_rows(y, lag) for lag in lags), *parts])
+
+    def part_values(self, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+        """Each part's values at cells (rows, cols)."""
+        n = self.y.shape[0]
+        out = []
+        for lag in self.lags:
+            src = rows - lag
+            inside = (src >= 0) & (src < n)
+            out.append(np.where(inside, self.y[np.clip(src, 0, n - 1), cols], np.nan))
+        out.extend(part[rows, cols] for part in self.parts)
+        return out
+
+
 def _candidates(
     y: np.ndarray,
     covariates: list[np.ndarray],
     positive: np.ndarray,
     cfg: ImputeConfig,
     drivers: list[np.ndarray],
-) -> list[np.ndarray]:
+) -> list[_Candidate]:
     out = []
     if cfg.daily_lags:
-        ks = [k for k in range(1, cfg.daily_lags + 1)]
-        out.append(_nanmean_stack([shift_rows(y, s * 24 * k) for k in ks for s in (1, -1)]))
+        lags = tuple(s * 24 * k for k in range(1, cfg.daily_lags + 1) for s in (1, -1))
+        out.append(_Candidate(y, lags))
     if cfg.weekly_lags:
-        ks = [k for k in range(1, cfg.weekly_lags + 1)]
-        out.append(_nanmean_stack([shift_rows(y, s * 168 * k) for k in ks for s in (1, -1)]))
+        lags = tuple(s * 168 * k for k in range(1, cfg.weekly_lags + 1) for s in (1, -1))
+        out.append(_Candidate(y, lags))
     pos = np.asarray(positive, dtype=bool)[None, :]
     for cov in covariates:
         if np.isnan(cov).all():
@@ -200,12 +235,13 @@ def _candidates(
         same_hour = same_hour_median(link, cfg.ratio_days)
         level = rolling(link, "median", cfg.ratio_window_hours)
         for k in (same_hour, level):
-            out.append(np.where(pos, cov * k, cov + k))
+            out.append(_Candidate(y, parts=(np.where(pos, cov * k, cov + k),), analog=False))
     for z in drivers:
         if np.isnan(z).all():
             continue
         for lag in (24, 168):
-            out.append(_nanmean_stack([_driven_analog(y, z, s * lag, cfg) for s in (1, -1)]))
+            parts = tuple(_driven_analog(y, z, s * lag, cfg) for s in (1, -1))
+            out.append(_Candidate(y, parts=parts))
     return out
 
 
@@ -239,8 +275,12 @@ def _blend_gaps(
     drivers: list[np.ndarray],
     positive: np.ndarray,
     cfg: ImputeConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Blend + anchor for every blendable cell: (rows, columns, values), NaN = no candidate.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Blend + anchor for every blendable cell: (rows, columns, values, linear_better), value
+    NaN = no candidate; linear_better: a short gap (up to LONG_GAP_HOURS) most of whose hours
+    have no analog (the same hours a day and a week away are missing too, e.g. a BA empty at
+    the same hour every day): a proxy alone, anchored, fills such hours worse than linear
+    interpolation on the Ruggles BAs (benchmarks/quality_ruggles.py, recurring gaps).
 
     Whole-matrix work (candidates, rolling errors) runs only on the columns that have such
     gaps; the blend itself is evaluated at the gap cells and their two anchors only.
@@ -260,6 +300,7 @@ def _blend_gaps(
     length = gap_len[r, cols_any[c]]
     bucket = _bucket_of(length)
     values = np.full(len(r), np.nan)
+    linear_better = np.zeros(len(r), dtype=bool)
     for b, half in enumerate((*SHORT_GAP_HALF_WIDTHS, None)):
         sel = np.flatnonzero(bucket == b)
         if not sel.size:
@@ -269,21 +310,43 @@ def _blend_gaps(
         has_l, has_r = ls >= 0, hs < n
         li, hi_ = np.clip(ls, 0, n - 1), np.clip(hs, 0, n - 1)
         acc = {k: np.zeros(sel.size) for k in ("num", "den", "num_l", "den_l", "num_r", "den_r")}
-        for pred in candidates:
-            p = pred[:, used]
+        edge_l, edge_r = (
+            _distinct_cells(li, pos, n),
+            _distinct_cells(hi_, pos, n),
+        )  # once per bucket
+        has_analog = np.zeros(sel.size, dtype=bool)
+        for cand in candidates:
+            p = cand.full[:, used]
             resid = sub[:, used] - p
             if half is not None:  # short gaps: how smooth the residual is across the gap
                 resid = resid - (shift_rows(resid, half) + shift_rows(resid, -half)) / 2
             local = _CentredMean(np.abs(resid), cfg.error_window_hours)
-            err_l = np.where(has_l, local.at(li, pos), np.nan)
-            err_r = np.where(has_r, local.at(hi_, pos), np.nan)
+            err_l = np.where(has_l, local.at(li, pos, edge_l), np.nan)
+            err_r = np.where(has_r, local.at(hi_, pos, edge_r), np.nan)
             err = np.where(
                 np.isnan(err_l), err_r, np.where(np.isnan(err_r), err_l, (err_l + err_r) / 2)
             )
-            # The gap's weights come from its two edges; each edge's blend uses its own.
+            # The gap's weights come from its two edges; each edge's blend uses its own. An
+            # edge's value of a candidate is the mean of the parts the gap cell has, and no
+            # other: the anchoring carries the edges' residuals of the same prediction into the
+            # gap. (When the same hour is missing on the neighbouring days too, the gap has no
+            # daily analog and only some weekly ones, while its edges have them all.)
             weights = {"": err, "_l": err_l, "_r": err_r}
+            col_sub = used[pos]
+            at_gap = [~np.isnan(v) for v in cand.part_values(rs, col_sub)]
+            if cand.analog:
+                has_analog |= np.any(at_gap, axis=0)
+            some = np.flatnonzero(~np.all(at_gap, axis=0))  # cells lacking some part
             for key, at in (("", rs), ("_l", li), ("_r", hi_)):
-                val = p[at, pos]
+                val = p[at, pos]  # the mean of all parts present (at the gap: the same set)
+                if key and some.size:
+                    total, count = np.zeros(some.size), np.zeros(some.size)
+                    parts = cand.part_values(at[some], col_sub[some])
+                    for v, has in zip(parts, at_gap, strict=True):
+                        ok = has[some] & ~np.isnan(v)
+                        total += np.where(ok, v, 0.0)
+                        count += ok
+                    val[some] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
                 weight = 1.0 / (weights[key] ** 2 + 1e-12)
                 ok = ~np.isnan(val) & ~np.isnan(weight)
                 acc["num" + key] += np.where(ok, weight * val, 0.0)
@@ -294,13 +357,29 @@ def _blend_gaps(
             )
             for k in ("", "_l", "_r")
         }
+        if half is not None:  # a short gap most of whose hours have no analog: linear
+            linear_better[sel] = _per_gap_mean(has_analog.astype(float), c[sel], ls) < 0.5
         col_y = cols_any[c[sel]]
         res_l = np.where(has_l, y[li, col_y] - blend["_l"], np.nan)
         res_r = np.where(has_r, y[hi_, col_y] - blend["_r"], np.nan)
         values[sel] = blend[""] + _edge_correction(
             rs, ls, hs, has_l, has_r, res_l, res_r, length[sel], cfg
         )
-    return r, cols_any[c], values
+    return r, cols_any[c], values, linear_better
+
+
+def _per_gap_mean(a: np.ndarray, col: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Mean of `a` over the cells of each gap (same column and left edge), per cell."""
+    _, gap_id = np.unique(col.astype(np.int64) * (left.max() + 2) + left + 1, return_inverse=True)
+    ok = ~np.isnan(a)
+    total = np.bincount(gap_id, weights=np.where(ok, a, 0.0))
+    count = np.bincount(gap_id, weights=ok.astype(np.float64))
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)[gap_id]
+
+
+def _distinct_cells(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct flat cells, index of each asked cell among them) of cells (rows, cols)."""
+    return np.unique(cols * n + rows, return_inverse=True)
 
 
 class _CentredMean:
@@ -318,8 +397,15 @@ class _CentredMean:
         self.n = n
         self.windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)
 
-    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        cells, where = np.unique(cols * self.n + rows, return_inverse=True)
+    def at(
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        distinct: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """The mean at cells (rows, cols); `distinct`: `_distinct_cells(rows, cols, n)` when
+        the caller asks for the same cells of several matrices."""
+        cells, where = distinct or _distinct_cells(rows, cols, self.n)
         values = self.windows[cells // self.n, cells % self.n]  # distinct cells x window
         count = (~np.isnan(values)).sum(axis=1)
         total = np.nansum(values, axis=1)

@@ -11,11 +11,13 @@ screens, thresholds and order, labels named as in the published data:
 
 Step 1, each on the values left by the previous screen:
   MISSING (null), NEG_OR_ZERO (x <= 0), IDENTICAL_RUN (3rd+ equal value in a row),
-  GLOBAL_DEM (x >= 10 x median), GLOBAL_DEM_PLUS_MINUS (OKAY hours next to a GLOBAL_DEM hour).
+  GLOBAL_DEM (x >= 10 x the day's reference median, below), GLOBAL_DEM_PLUS_MINUS (OKAY hours
+  next to a GLOBAL_DEM hour).
 Statistics, computed ONCE on the values left after step 1 (as in the original): centred rolling
   medians M48 and M480, the diurnal template h = 1 + median_k(x - M48)[t + 24k] / M480 for
   k = -10..10, prediction p = M48 * h, 240 h rolling IQRs of (x - M48) and of hourly deltas,
-  r = x / p, r_long = x / (M480 * h) and the window-wide IQR of hour-to-hour changes of r.
+  r = x / p, r_long = x / (M480 * h) and IQR_r, the day's reference IQR of hour-to-hour changes
+  of r (below).
 Step 2:
   LOCAL_DEM_UP (x >= p + 3.5 IQR), LOCAL_DEM_DOWN (x <= p - 2.5 IQR),
   DELTA (both neighbour deltas beyond 2 x delta IQR, same sign),
@@ -30,12 +32,28 @@ Deliberately NOT copied from PUDL's port (catalyst-cooperative/pudl timeseries_c
 as flagged in the anomalous-region screen. Here GLOBAL_DEM_PLUS_MINUS fires, and MISSING hours
 count as good in ANOMALOUS_REGION, as in Ruggles' code and paper.
 
-"Global" statistics (the median of the 10x cut, IQR_r) are taken over the matrix the caller
-passes: for a daily partition, its +-context window. Rolling windows near the matrix edges use the
-rows available (pandas `min_periods=1` semantics); ANOMALOUS_REGION's fractions and run lengths
-are likewise truncated at the edges (Ruggles' loop instead leaves the first and last 24 h at a
-"0 % good" that triggers the screen), so only the newest partition's last day differs, and
-only by not flagging there.
+Per-day references instead of whole-series statistics. Ruggles et al. take the median of the 10x
+cut and IQR_r over the whole series. A daily partition sees only its +-21-day window, so
+whole-matrix statistics would make a day's flags depend on how a range was cut into runs. Here
+each is a per-day reference, a function of the UTC day and the data near it only:
+  - the GLOBAL_DEM median of day d: the median of the daily medians of the values NEG_OR_ZERO
+    and IDENTICAL_RUN left on days d - 1 .. d + 1 (`reference_median_days`);
+  - IQR_r of day d: the median, over days d - 5 .. d + 5 (`reference_iqr_days`), of each day's
+    IQR of the hour-to-hour changes of r (days with at least 12 of them).
+Flags of day d read step-1 values up to 13 days away (480 h medians, the +-10-day template,
+ANOMALOUS_REGION's +-48 h) and IQR_r of days d - 2 .. d + 2, so they read raw values up to
+15 + 1 + 5 = 21 days away: exactly `CleaningConfig.context_days`. Within that budget a day's
+flags are the same whether its run covers one day or years (tested on the Ruggles BAs). The
+SINGLE_DELTA passes compare a value with the last unflagged value at most 24 h before it
+(`single_delta_max_age_hours`; Ruggles: any age): after a longer gap a series starts afresh,
+as a step across days of missing data is no single-hour delta, and an unbounded reference would
+reach past any window (SC, 2017-12-31: 24 good hours after a 4-day gap were flagged against the
+value before it when the whole series was screened, not in a daily partition).
+
+Rolling windows near the matrix edges use the rows available (pandas `min_periods=1`
+semantics); ANOMALOUS_REGION's fractions and run lengths are likewise truncated at the edges
+(Ruggles' loop instead leaves the first and last 24 h at a "0 % good" that triggers the
+screen), so only the newest partition's last day differs, and only by not flagging there.
 """
 
 from __future__ import annotations
@@ -47,6 +65,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from energy_assets.transform.grid import rolling, same_hour_median, shift_rows
+
+try:  # several times faster than numpy's, same values
+    from bottleneck import nanmedian as _bn_nanmedian
+except ImportError:  # pragma: no cover
+    _bn_nanmedian = np.nanmedian
 
 FLAGS: tuple[str, ...] = (
     "OKAY",
@@ -88,6 +111,15 @@ class RugglesThresholds(BaseModel):
     anomalous_good_fraction: float = Field(
         0.85, description="ANOMALOUS_REGION: windows with at most this good fraction"
     )
+    single_delta_max_age_hours: int = Field(
+        24, ge=1, description="SINGLE_DELTA: no reference older than this (a gap resets it)"
+    )
+    reference_median_days: int = Field(
+        1, ge=0, description="GLOBAL_DEM median of day d: of the daily medians of days d +- this"
+    )
+    reference_iqr_days: int = Field(
+        5, ge=0, description="IQR_r of day d: median of the daily IQRs of days d +- this"
+    )
 
 
 def flag_names(codes: np.ndarray) -> np.ndarray:
@@ -108,8 +140,14 @@ class _Screen:
         self.x[hit] = np.nan
 
 
-def screen_ruggles(x: np.ndarray, th: RugglesThresholds | None = None) -> np.ndarray:
-    """Ruggles screens on an hours x series matrix (NaN = missing); returns int8 flag codes."""
+def screen_ruggles(
+    x: np.ndarray, th: RugglesThresholds | None = None, first_hour: int = 0
+) -> np.ndarray:
+    """Ruggles screens on an hours x series matrix (NaN = missing); returns int8 flag codes.
+
+    `first_hour`: the UTC hour of day of row 0, so that the per-day references follow UTC days
+    (the partitions' days).
+    """
     th = th or RugglesThresholds()
     s = _Screen(x)
     n_hours = s.x.shape[0]
@@ -124,7 +162,7 @@ def screen_ruggles(x: np.ndarray, th: RugglesThresholds | None = None) -> np.nda
         for lag in range(1, th.identical_run_length):
             run[lag:] &= s.x[lag:] == s.x[:-lag]
         s.mark(run, "IDENTICAL_RUN")
-        median = np.nanmedian(s.x, axis=0)
+        median = _reference_median(s.x, first_hour, th.reference_median_days)
         s.mark(~(s.x < th.global_multiplier * median), "GLOBAL_DEM")
         is_global = s.flags == CODE["GLOBAL_DEM"]
         beside = np.zeros_like(is_global)
@@ -146,8 +184,7 @@ def screen_ruggles(x: np.ndarray, th: RugglesThresholds | None = None) -> np.nda
         rel = x1 / prediction
         rel_long = x1 / (m_long * template)
         rel_step = rel - shift_rows(rel, 1)
-        q75_rel, q25_rel = np.nanpercentile(rel_step, [75, 25], axis=0)  # one pass, same values
-        iqr_rel = q75_rel - q25_rel
+        iqr_rel = _reference_iqr(rel_step, first_hour, th.reference_iqr_days)
 
         # ---- step 2 ----
         # Each screen is settled at the IQR's bounds; the exact IQR only where they disagree.
@@ -175,11 +212,12 @@ def screen_ruggles(x: np.ndarray, th: RugglesThresholds | None = None) -> np.nda
             th.single_delta_multiplier * iqr_delta.hi,
             lambda r, c: th.single_delta_multiplier * iqr_delta.exact(r, c),
         )
-        rel_lim = th.single_delta_rel_multiplier * iqr_rel
+        rel_lim = (th.single_delta_rel_multiplier * iqr_rel, first_hour)  # per UTC day
         closeness = np.fmax(np.abs(1.0 - rel), np.abs(1.0 - rel_long))
-        fwd = _single_delta_pass(s.x, rel, closeness, abs_lim, rel_lim, reverse=False)
+        age = th.single_delta_max_age_hours
+        fwd = _single_delta_pass(s.x, rel, closeness, abs_lim, rel_lim, False, age)
         s.mark(fwd, "SINGLE_DELTA")
-        bwd = _single_delta_pass(s.x, rel, None, abs_lim, rel_lim, reverse=True)
+        bwd = _single_delta_pass(s.x, rel, None, abs_lim, rel_lim, True, age)
         s.mark(bwd, "SINGLE_DELTA")
         s.mark(_anomalous_region(s.flags, th), "ANOMALOUS_REGION")
     return s.flags
@@ -207,6 +245,50 @@ def screen_bounds(
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+MIN_DAILY_STEPS = 12
+"""A day's IQR of the changes of r counts towards IQR_r when it has at least this many."""
+
+
+def _day_blocks(x: np.ndarray, first_hour: int) -> np.ndarray:
+    """x on whole UTC days: (days, 24, series), NaN before row 0 and after the last row."""
+    n, m = x.shape
+    days = -(-(first_hour + n) // 24)
+    padded = np.full((days * 24, m), np.nan)
+    padded[first_hour : first_hour + n] = x
+    return padded.reshape(days, 24, m)
+
+
+def _day_rows(per_day: np.ndarray, first_hour: int, n: int) -> np.ndarray:
+    """(days, series) -> (hours, series): every hour takes its day's value."""
+    return np.repeat(per_day, 24, axis=0)[first_hour : first_hour + n]
+
+
+def _reference_median(x: np.ndarray, first_hour: int, half_days: int) -> np.ndarray:
+    """Per hour: the median of the daily medians of its UTC day and `half_days` days each side
+    (a robust level for a 10x cut, at a quarter of the pooled median's cost)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN days stay NaN
+        daily = _bn_nanmedian(_day_blocks(x, first_hour), axis=1)
+    return _day_rows(rolling(daily, "median", 2 * half_days + 1), first_hour, x.shape[0])
+
+
+def _reference_iqr(step: np.ndarray, first_hour: int, half_days: int) -> np.ndarray:
+    """Per UTC day (days x series, day 0 holds row 0): the median over the day +- `half_days`
+    of each day's IQR of `step`."""
+    blocks = np.sort(_day_blocks(step, first_hour).transpose(0, 2, 1), axis=2)  # NaN last
+    count = (~np.isnan(blocks)).sum(axis=2)
+    quartiles = []
+    for q in (0.75, 0.25):  # linear interpolation between ranks, as numpy's default
+        idx = np.maximum(count - 1, 0) * q
+        low = np.floor(idx).astype(np.int64)
+        frac = idx - low
+        lo = np.take_along_axis(blocks, low[..., None], axis=2)[..., 0]
+        hi = np.take_along_axis(blocks, np.ceil(idx).astype(np.int64)[..., None], axis=2)[..., 0]
+        quartiles.append(lo + (hi - lo) * frac)
+    daily = np.where(count >= MIN_DAILY_STEPS, quartiles[0] - quartiles[1], np.nan)
+    return rolling(daily, "median", 2 * half_days + 1)
 
 
 def _rolling_iqr(x: np.ndarray, window: int) -> np.ndarray:
@@ -358,10 +440,12 @@ def _single_delta_pass(
     rel: np.ndarray,
     closeness: np.ndarray | None,
     abs_lim: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]],
-    rel_lim: np.ndarray,
+    rel_lim: tuple[np.ndarray, int],
     reverse: bool,
+    max_age: int,
 ) -> np.ndarray:
-    """One SINGLE_DELTA pass: each value is compared with the last UNFLAGGED value before it.
+    """One SINGLE_DELTA pass: each value is compared with the last UNFLAGGED value before it,
+    if that is at most `max_age` hours before it (else the value has no reference).
 
     Sequential by definition (a flag changes the next value's reference), but only the value
     right after a new flag changes reference, so each iteration settles the next flag of every
@@ -389,26 +473,26 @@ def _single_delta_pass(
     lv = np.ascontiguousarray(lim_lo.T)[present]
     lv_hi = np.ascontiguousarray(lim_hi.T)[present]
     exact = np.zeros(n, dtype=bool)  # lv holds the exact limit (else its lower bound)
-    flat_present: list[np.ndarray] = []
+    hour = np.broadcast_to(np.arange(n_hours, dtype=np.int32), xt.shape)[present]  # pass order
+    row = n_hours - 1 - hour if reverse else hour  # in the caller's order
 
     def make_exact(i: np.ndarray) -> None:
         i = i[~exact[i]]
         if i.size:
-            if not flat_present:
-                flat_present.append(np.flatnonzero(present))
-            row = flat_present[0][i] % n_hours
-            lv[i] = lim_exact(n_hours - 1 - row if reverse else row, cols[i])
+            lv[i] = lim_exact(row[i], cols[i])
             exact[i] = True
 
     cv = None if closeness is None else np.ascontiguousarray(closeness.T)[present]
-    rl = rel_lim[cols]
+    lim_of_day, first_hour = rel_lim  # (days, series): the relative limit of each UTC day
+    rl = lim_of_day[(row + first_hour) // 24, cols]
     idx = np.arange(n)
-    same_col = np.r_[False, cols[1:] == cols[:-1]]
+    # a value's first reference: the previous present value of its series, if recent enough
+    same_col = np.r_[False, (cols[1:] == cols[:-1]) & (hour[1:] - hour[:-1] <= max_age)]
     ref = np.where(same_col, idx - 1, -1)
 
     def candidate(i: np.ndarray, r: np.ndarray) -> np.ndarray:
-        ok = r >= 0
-        rr = np.where(ok, r, i)
+        rr = np.where(r >= 0, r, i)
+        ok = (r >= 0) & (hour[i] - hour[rr] <= max_age)
         hit = ok & (np.abs(xv[i] - xv[rr]) > lv[i]) & (np.abs(rv[i] - rv[rr]) > rl[i])
         if cv is not None:
             hit &= ~(cv[i] < cv[rr])  # spared: closer to its prediction than the reference
@@ -460,7 +544,7 @@ def _single_delta_pass(
         frontier[active] = h
         active = active[has_next]
     hit = np.flatnonzero(flagged)
-    rows = np.flatnonzero(present)[hit] % n_hours  # position in the transposed copy's rows
+    rows = hour[hit]  # position in the (possibly reversed) rows
     out[rows, cols[hit]] = True
     return out[::-1] if reverse else out
 

@@ -32,26 +32,26 @@ def _finite(value: object) -> bool:
 def test_quality_ruggles_benchmark_smoke(realdata: Path, tmp_path: Path) -> None:
     _run(
         "quality_ruggles.py",
-        "--realdata", str(realdata),
-        "--out", str(tmp_path),
-        "--max-days", "120",
+        "--data", str(realdata / "ruggles_2019_release"),
+        "--json", str(tmp_path / "q.json"),
+        "--max-days", "60",
         "--runs-per-ba", "3",
         "--lengths", "1,24",
-        "--chunk-days", "30",
+        "--recurring-days", "14",
+        "--recurring-per-ba", "1",
+        "--pattern-rounds", "2",
     )  # fmt: skip
-    result = json.loads((tmp_path / "quality_ruggles_small.json").read_text())
-    assert (tmp_path / "quality_ruggles_small.png").stat().st_size > 0
-    assert [r["gap_hours"] for r in result["hidden_gaps"]] == [1, 24]
-    for row in result["hidden_gaps"]:
-        assert row["runs"] == 24
-        assert _finite(row["ours_mape_pct"]) and _finite(row["linear_mape_pct"])
-    assert result["screening_full_series"]["all"]["labelled"] >= 0
-    assert 0.0 <= result["partitioned_vs_full_flag_agreement"] <= 1.0
-    patterns = result["copied_patterns"]
-    assert patterns["patterns"] > 0 and patterns["hidden_hours"] > 0
-    assert patterns["ours_mape_pct"] < patterns["linear_mape_pct"]
-    by_length = patterns["by_gap_length"]
-    assert sum(b["hidden_hours"] for b in by_length) == patterns["hidden_hours"]
+    result = json.loads((tmp_path / "q.json").read_text())
+    for key in ("precision", "recall", "precision_partitioned", "recall_partitioned"):
+        assert 0.0 <= result[key] <= 1.0
+    assert set(result["per_ba"]) == {"BPAT", "CISO", "ERCO", "MISO", "NYIS", "PJM", "SC", "TEPC"}
+    assert result["flag_cells_differing"] >= 0
+    assert list(result["hidden_gap_mape"]) == list(result["hidden_gap_mape_linear"]) == ["1", "24"]
+    for v in (*result["hidden_gap_mape"].values(), *result["hidden_gap_mape_linear"].values()):
+        assert _finite(v)
+    assert _finite(result["recurring_gap_mape"]) and _finite(result["recurring_gap_mape_linear"])
+    assert result["patterns"]["hidden_hours"] > 0
+    assert _finite(result["pattern_mape"]["all"]) and _finite(result["pattern_mape_linear"]["all"])
 
 
 def test_perf_transform_benchmark_smoke(tmp_path: Path) -> None:

@@ -339,3 +339,79 @@ def test_imputation_local_error_is_the_centred_window_mean_of_each_cell(window: 
         want.append(cell.sum() / cell.size if cell.size else np.nan)
     assert np.allclose(got, want, rtol=1e-12, equal_nan=True)
     assert np.isinf(got).sum() == np.isinf(want).sum() > 0
+
+
+def _tables(peaks: dict[str, float]) -> pl.DataFrame:
+    return pl.DataFrame({"code": list(peaks), "typical_peak_mw": list(peaks.values())})
+
+
+def test_cleaning_config_screens_small_ba_demand_and_bounds_it_by_the_peak() -> None:
+    from energy_assets.transform.clean import BA_PEAK_FACTOR, cleaning_config
+
+    d, f = _demand_and_forecast()
+    tiny, tiny_fc = np.round(d / d.max() * 50), np.round(f / d.max() * 50)  # whole MW, 50 MW
+    hour = 24 * 25 + 14
+    tiny[hour] = 290.0  # one hour of 290 MW between 30-50 MW neighbours: inside 3 x a 100 MW peak
+    tiny[hour + 30] = 400.0  # above 3 x the typical peak
+    values = {("TINY", "demand"): tiny, ("TINY", "demand_forecast_da"): tiny_fc}
+    cfg = cleaning_config(_tables({"TINY": 100.0, "BIG": 5000.0}))
+    out = _rows(clean(_window(values), TARGET, TARGET + 2 * DAY, cfg), "demand")
+    flags = out.get_column("flag").to_list()
+    assert flags[14] not in ("OKAY", "OUT_OF_BOUNDS")  # a Ruggles screen caught it
+    assert flags[14 + 30] != "OKAY"
+    rules = cfg.rules[
+        : cfg.rule_index(pl.DataFrame({"region": ["TINY"], "series": ["demand"]}))[0] + 1
+    ]
+    assert rules[-1].screen == "ruggles" and rules[-1].upper == BA_PEAK_FACTOR * 100.0
+    keys = pl.DataFrame({"region": ["BIG", "BIG"], "series": ["demand", "net_generation"]})
+    assert [cfg.rules[i] for i in cfg.rule_index(keys)] == [
+        r for r in CleaningConfig().rules if r.pattern in ("demand", "net_generation")
+    ]
+
+
+def test_cleaning_config_never_bounds_net_generation_by_demand() -> None:
+    from energy_assets.transform.clean import cleaning_config
+
+    # A generation-only BA: nominal 50 MW demand peak, GW of generation, zero and flat hours.
+    ng = np.round(_demand_and_forecast()[0] / 3)
+    ng[24 * 25 : 24 * 25 + 6] = 0.0  # a plant offline
+    ng[24 * 25 + 10 : 24 * 25 + 16] = 1200.0  # on a flat schedule
+    cfg = cleaning_config(_tables({"GENO": 50.0}))
+    out = _rows(
+        clean(_window({("GENO", "net_generation"): ng}), TARGET, TARGET + DAY, cfg),
+        "net_generation",
+    )
+    assert set(out.get_column("flag")) == {"OKAY"}
+    assert out.get_column("value").equals(out.get_column("value_reported"))
+
+
+def test_impute_anchors_a_gap_with_the_analogs_the_gap_itself_has() -> None:
+    # Weekly-periodic demand whose days differ: the same hour is missing every day for four
+    # weeks, so the gap hours have weekly analogs only while their edges also have daily ones.
+    # The edges' residuals must be those of the weekly analog, which fills the gap exactly.
+    week = demand_matrix(168, 1, seed=3)[:, 0] * (1 + 0.2 * np.repeat(np.arange(7) % 3, 24))
+    y = np.tile(week, 10)[:, None]
+    gap = y.copy()
+    hidden = 24 * 21 + 7 + 24 * np.arange(28)
+    gap[hidden] = np.nan
+    filled, methods = impute_matrix(gap, [], np.array([True]), np.array([0]))
+    assert (methods[hidden, 0] == 2).all()  # blend
+    assert np.allclose(filled[hidden, 0], y[hidden, 0], rtol=1e-12)
+
+
+def test_impute_short_gaps_without_any_analog_are_linear() -> None:
+    # A BA empty at 07 UTC every day for two months: in the middle of the stretch no analog a
+    # day or two weeks away exists, and the forecast alone does worse than linear there (on
+    # the Ruggles BAs). Near the stretch's ends a two-week analog remains and the blend fills.
+    d, f = _demand_and_forecast(seed=4)
+    y = np.r_[d, d][:, None]  # 100 days
+    hidden = 24 * 20 + 7 + 24 * np.arange(60)
+    gap = y.copy()
+    gap[hidden] = np.nan
+    cov = [np.r_[f, f][:, None]]
+    filled, methods = impute_matrix(gap, cov, np.array([True]), np.array([0]))
+    middle = hidden[15:45]  # no analog within +-14 days
+    assert (methods[middle, 0] == 1).all()  # linear
+    assert (methods[hidden[:10], 0] == 2).all()  # the stretch's first days still have analogs
+    linear, _ = impute_matrix(gap, [], np.array([True]), np.array([10**6]))
+    assert np.array_equal(filled[middle], linear[middle])

@@ -188,3 +188,54 @@ def test_iqr_bounds_shortcut_flags_exactly_what_the_exact_iqr_flags(monkeypatch)
     assert any((f != screen.OKAY).sum() > 0 for f in exact)
     local = {screen.CODE[name] for name in ("LOCAL_DEM_UP", "LOCAL_DEM_DOWN", "DELTA")}
     assert local <= {int(c) for f in exact for c in np.unique(f)}  # the IQR screens fired
+
+
+def _anomalous_series(n_days: int, first_hour: int) -> np.ndarray:
+    """Six series with every kind of anomaly scattered over the days, row 0 at `first_hour`."""
+    x = demand_matrix(24 * n_days, 6, seed=5)
+    rng = np.random.default_rng(6)
+    for col in range(6):
+        for row in rng.choice(np.arange(24, x.shape[0] - 24), size=40, replace=False):
+            kind = rng.integers(5)
+            if kind == 0:
+                x[row, col] *= rng.choice([1.6, 0.5])  # spike or dip
+            elif kind == 1:
+                x[row : row + 6, col] *= 1.3  # short level shift
+            elif kind == 2:
+                x[row : row + 4, col] = x[row, col]  # stuck value
+            elif kind == 3:
+                x[row : row + int(rng.integers(1, 200)), col] = np.nan
+            else:
+                x[row, col] *= 12.0  # global outlier
+    return x[first_hour:]
+
+
+@pytest.mark.parametrize("first_hour", [0, 7])
+def test_a_days_flags_do_not_depend_on_how_the_range_was_cut(first_hour: int) -> None:
+    # The "global" statistics are per-day references, so screening a daily partition's
+    # +-21-day window flags its day exactly as screening the whole range does.
+    n_days, context = 90, 21
+    x = _anomalous_series(n_days, first_hour)
+    whole = screen_ruggles(x, first_hour=first_hour)
+    assert len(set(flag_names(whole).ravel())) >= 8
+    for day in (21, 30, 44, 45, 60, 68):
+        lo = max(24 * (day - context) - first_hour, 0)
+        hi = 24 * (day + 1 + context) - first_hour
+        window = screen_ruggles(x[lo:hi], first_hour=(first_hour + lo) % 24)
+        rows = slice(24 * day - first_hour, 24 * (day + 1) - first_hour)
+        assert (window[rows.start - lo : rows.stop - lo] == whole[rows]).all(), day
+
+
+def test_single_delta_reference_does_not_reach_across_a_long_gap() -> None:
+    # A value is compared with the last unflagged value at most 24 h before it: after two
+    # missing days the series starts afresh instead of being judged against the old level
+    # (Ruggles' unbounded reference, which would also reach past any partition's window).
+    from energy_assets.transform.screen import _single_delta_pass
+
+    x = np.r_[np.full(24, 100.0), np.full(48, np.nan), np.full(24, 200.0)][:, None]
+    lim = np.full(x.shape, 10.0)
+    rel_lim = (np.full((4, 1), 0.1), 0)  # per day
+    args = (x, x / 100.0, None, (lim, lim, lambda r, c: lim[r, c]), rel_lim)
+    assert not _single_delta_pass(*args, reverse=False, max_age=24).any()
+    flagged = _single_delta_pass(*args, reverse=False, max_age=24 * 30)
+    assert flagged[72:, 0].all()  # every later value against the stale reference
