@@ -318,7 +318,9 @@ def build_ring_segments(
         raise ValueError(f"no dataset rows for split={config.split!r} and regions={config.regions}")
     rows = rows.sort("region_index", "t")
 
-    seq_len = config.sequence_length
+    # Fewer tokens than one sequence (a short range): the sequence is only as long as they
+    # are (padded to 2P), not padded with thousands of tokens that carry nothing.
+    seq_len = min(config.sequence_length, rows.height)
     n_pad = padded_length(seq_len, p)
     real = rows.with_row_index("_g").select(
         pl.col("interval_start_utc"),
