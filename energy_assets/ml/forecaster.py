@@ -593,8 +593,9 @@ def forecasts(
 ) -> pl.DataFrame:
     """Per window and horizon hour of `split`: actual, model, day-ahead and seasonal naive, MW.
 
-    `scored` marks the hours every metric uses: the target observed, the seasonal-naive hour
-    on the grid and not padding, and (for a region that publishes one) the BA's forecast valid.
+    `scored` marks the hours every metric uses: the target observed and, for each baseline the
+    region has on any test hour, that baseline present (the BA's forecast valid; the hour a week
+    before loaded and not padding). A region without a baseline gets no MAPE for it (null).
     """
     ids = series.windows(split)
     meta = series.metadata
@@ -625,10 +626,19 @@ def forecasts(
     else:
         day_ahead = np.full(actual.shape, np.nan)
         day_ahead_ok = np.zeros(actual.shape, dtype=bool)
-    has_df = np.zeros(len(regions), dtype=bool)
-    for r in range(len(regions)):
-        has_df[r] = bool(day_ahead_ok[series.window_region[ids] == r].any())
-    scored = observed & naive_ok & (day_ahead_ok | ~has_df[region]) & (actual != 0)
+    window_region = series.window_region[ids]
+
+    def per_region(ok: np.ndarray) -> np.ndarray:
+        """Whether a region has the forecast on any of its test hours."""
+        return np.array([bool(ok[window_region == r].any()) for r in range(len(regions))])
+
+    has_df, has_naive = per_region(day_ahead_ok), per_region(naive_ok)
+    scored = (
+        observed
+        & (naive_ok | ~has_naive[region])
+        & (day_ahead_ok | ~has_df[region])
+        & (actual != 0)
+    )
     w = ids.shape[0]
     return pl.DataFrame(
         {
@@ -642,6 +652,7 @@ def forecasts(
             "seasonal_naive_mw": np.where(naive_ok, naive, np.nan).ravel(),
             "scored": scored.ravel(),
             "has_day_ahead_forecast": has_df[region].repeat(h, axis=1).ravel(),
+            "has_seasonal_naive": has_naive[region].repeat(h, axis=1).ravel(),
         }
     )
 
@@ -654,6 +665,7 @@ def score(rows: pl.DataFrame, regions: Sequence[str]) -> pl.DataFrame:
         used = mine.filter(pl.col("scored"))
         actual = used["actual_mw"].to_numpy()
         has_df = bool(mine["has_day_ahead_forecast"].any()) if mine.height else False
+        has_naive = bool(mine["has_seasonal_naive"].any()) if mine.height else False
         out.append(
             {
                 "region": region,
@@ -663,7 +675,9 @@ def score(rows: pl.DataFrame, regions: Sequence[str]) -> pl.DataFrame:
                 "mape_day_ahead_forecast": (
                     mape(actual, used["day_ahead_forecast_mw"].to_numpy()) if has_df else None
                 ),
-                "mape_seasonal_naive": mape(actual, used["seasonal_naive_mw"].to_numpy()),
+                "mape_seasonal_naive": (
+                    mape(actual, used["seasonal_naive_mw"].to_numpy()) if has_naive else None
+                ),
             }
         )
     return pl.DataFrame(out, schema=EVAL_SCHEMA)
