@@ -1,8 +1,9 @@
 """Per-rank entry of the ring training: `python -m energy_assets.ml.forecaster_worker`.
 
-What belongs here: only the process shell around `forecaster.train` (join the ring group, read
-the series and config that `forecaster.train_distributed` wrote, train this rank's tokens,
-write rank 0's parameters and every rank's timings and peak RSS). Launched by
+What belongs here: only the process shell around `forecaster.train` (join the ring group
+unless P = 1, read the series and config that `forecaster.train_distributed` wrote, train
+this rank's tokens, write rank 0's parameters and first gradients and every rank's timings and
+peak RSS). Launched by
 `ring_attention.launch_ring_workers(..., module=...)` with MLX_RANK and MLX_HOSTFILE set.
 A watchdog ends the process after `--timeout-s` even inside a blocked native `recv`.
 """
@@ -36,14 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     series = SeriesArrays(
         **{name: np.array(value) for name, value in arrays.items()}, metadata=meta["dataset"]
     )
-    group = mx.distributed.init(backend="ring", strict=True)
-    rank = group.rank()
+    # One rank is full attention in one process (the ring backend needs a peer to connect to);
+    # launched as a worker anyway so its peak RSS is its own.
+    group = mx.distributed.init(backend="ring", strict=True) if config.world_size > 1 else None
+    rank = 0 if group is None else group.rank()
     mx.reset_peak_memory()
     result = train(series, config, group=group)
     if rank == 0:
         export_safetensors(
             args.workdir / "params.safetensors",
-            dict(tree_flatten(result.model.parameters())),
+            dict(tree_flatten(result.model.parameters()))
+            | {f"grad0.{k}": mx.array(v) for k, v in result.first_grads.items()},
             {"losses": result.losses, "val_losses": result.val_losses, "tokens": result.tokens},
         )
     (args.workdir / f"rank{rank}.json").write_text(

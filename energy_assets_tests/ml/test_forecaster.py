@@ -67,7 +67,9 @@ def test_ring_training_on_two_processes_equals_full_attention_training(series):
     assert max(abs(a - b) for a, b in zip(full.losses, ring.losses, strict=True)) < 1e-4
     assert full.losses[-1] < full.losses[0]  # it learns
     a, b = _params(full), _params(ring)
-    assert a.keys() == b.keys()
+    assert a.keys() == b.keys() == full.first_grads.keys() == ring.first_grads.keys()
+    grad_err = max(float(np.abs(full.first_grads[k] - ring.first_grads[k]).max()) for k in a)
+    assert grad_err < 1e-5, grad_err
     diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
     assert diff < 1e-4, diff
     # training moved the parameters far more than the ring/full difference
