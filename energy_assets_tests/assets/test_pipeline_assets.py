@@ -174,7 +174,8 @@ def test_forecaster_and_its_evaluation_are_stored_readable_and_checked(clean_run
     assert meta["training_days"] == [FIRST, "2024-03-11"]
     assert meta["config"]["world_size"] == 2 and len(meta["ranks"]) == 2
     assert len(meta["data_version"]) == 64 and meta["regions"] == sorted(RESPONDENTS)
-    model, config = fc.model_from_table(weights, meta)
+    _model, config = fc.model_from_table(weights, meta)
+    assert config.world_size == 2
     fc.export_weights_safetensors(tmp_path / "w.safetensors", weights, meta)
     arrays, back = load_safetensors(tmp_path / "w.safetensors")
     assert back == meta and set(arrays) == set(weights["name"])
