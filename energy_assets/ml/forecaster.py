@@ -20,8 +20,9 @@ real token attends to). A token's inputs:
 - both: `is_pad` (no data at that hour, or before the loaded range), a horizon flag, and the
   offset from the origin as sin/cos of periods 24 h and 168 h plus a linear ramp.
 A linear embedding, `n_layers` pre-norm transformer blocks with causal self-attention over the
-whole token sequence, and a linear head read every token; the loss is the masked squared error
-of the horizon tokens' outputs against the target z-score (weight = the dataset's
+whole token sequence, and a linear head read every token (plus a linear skip from the token's
+own inputs); the loss is the masked absolute (or
+squared) error of the horizon tokens' outputs against the target z-score (weight = the dataset's
 `loss_weight`: imputed and missing targets do not count). Causal attention over
 [context; horizon] lets each horizon hour see the whole context and the horizon hours before
 it (which carry only known-in-advance inputs).
@@ -51,7 +52,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -92,6 +93,11 @@ class ForecasterConfig(BaseModel):
     eval_windows: int = Field(64, ge=1, description="validation windows scored (a fixed subset)")
     seed: int = 0
     world_size: int = Field(1, ge=1, description="ranks of the ring; 1 = full attention")
+    loss: Literal["mse", "mae"] = Field(
+        "mae",
+        description="masked absolute (default: closer to MAPE, robust to bad hours) or squared "
+        "error of the target z-score",
+    )
     layout: Layout = "zigzag"
 
     def model_post_init(self, _context: Any) -> None:
@@ -282,12 +288,16 @@ class Forecaster(nn.Module):
         ]
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, 1)
+        # A linear map of the token's own inputs beside the transformer: on a horizon token
+        # that is a regression on the known-in-advance covariates (the BA's day-ahead forecast
+        # first), which the attention path then corrects from the context.
+        self.skip = nn.Linear(n_in, 1)
 
     def __call__(self, x: mx.array, attend: Attend) -> mx.array:
         h = self.embed(x)
         for block in self.blocks:
             h = block(h, attend)
-        return self.head(self.norm(h))[..., 0]
+        return (self.head(self.norm(h)) + self.skip(x))[..., 0]
 
 
 def build_model(n_in: int, config: ForecasterConfig) -> Forecaster:
@@ -390,9 +400,17 @@ class _Geometry:
         return mx.distributed.all_sum(value, group=self.group)
 
 
-def _loss(model: Forecaster, x: mx.array, y: mx.array, w: mx.array, attend: Attend, denom: float):
-    pred = model(x, attend)
-    return (w * (pred - y) ** 2).sum() / denom
+def _loss(
+    model: Forecaster,
+    x: mx.array,
+    y: mx.array,
+    w: mx.array,
+    attend: Attend,
+    denom: float,
+    kind: str = "mse",
+) -> mx.array:
+    error = model(x, attend) - y
+    return (w * (mx.abs(error) if kind == "mae" else error**2)).sum() / denom
 
 
 def rank_inputs(
@@ -414,7 +432,7 @@ def validation_loss(
     for start in range(0, ids.shape[0], config.batch_size):
         batch = make_batch(series, ids[start : start + config.batch_size], config)
         x, y, w, attend, denom = rank_inputs(batch, geometry)
-        part = geometry.all_sum(_loss(model, x, y, w, attend, 1.0))
+        part = geometry.all_sum(_loss(model, x, y, w, attend, 1.0, config.loss))
         total += float(part)
         weight += denom
     return total / max(weight, 1.0)
@@ -474,7 +492,7 @@ def train(
         batch = make_batch(series, np.sort(ids), config)
         t0 = time.perf_counter()
         x, y, w, attend, denom = rank_inputs(batch, geometry)
-        loss, grads = step_fn(model, x, y, w, attend, denom)
+        loss, grads = step_fn(model, x, y, w, attend, denom, config.loss)
         grads = all_reduce_grads(grads, geometry.group) if geometry.size > 1 else grads
         if step == 0:
             first_grads = {k: np.array(v) for k, v in tree_flatten(grads)}
