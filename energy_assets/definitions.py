@@ -80,8 +80,14 @@ def version_config(settings: Settings, group: str) -> dict[str, Any]:
         return {k: v for k, v in sources.items() if k not in OPERATIONAL_SOURCE_KEYS}
     if group == "aligned":
         return {"quirks": SourcesResource(**settings.sources).carries_reporting_quirks}
-    if group == "ml":
-        return pipeline_resource(settings).model_dump()
+    if group in ("ml", "forecast"):
+        # the forecaster's knobs shape only the forecast group's outputs
+        pipeline = pipeline_resource(settings).model_dump()
+        return {
+            k: v
+            for k, v in pipeline.items()
+            if (group == "forecast") or not k.startswith("forecaster_")
+        }
     return {}
 
 

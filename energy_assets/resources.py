@@ -313,6 +313,23 @@ class PipelineResource(ConfigurableResource):
             raise ValueError(f"ring_split must be train, val, test or all, not {value!r}")
         return value
 
+    forecaster_context_hours: int = Field(
+        default=96, ge=1, description="Hours of context the forecaster reads (up to 8,760)."
+    )
+    forecaster_world_size: int = Field(
+        default=2,
+        ge=1,
+        description="Ring-attention processes the forecaster trains on; 1 = full attention in "
+        "the asset's process.",
+    )
+    forecaster_steps: int = Field(default=20, ge=0, description="Optimizer steps.")
+    forecaster_batch_size: int = Field(default=8, ge=1, description="Windows per step.")
+    forecaster_d_model: int = Field(default=16, ge=4, description="Model width.")
+    forecaster_heads: int = Field(default=2, ge=1, description="Attention heads.")
+    forecaster_layers: int = Field(default=1, ge=1, description="Transformer blocks.")
+    forecaster_learning_rate: float = Field(default=3e-3, gt=0, description="Adam peak rate.")
+    forecaster_seed: int = Field(default=0, description="Initialisation and batch order.")
+
     ring_check_distributed: bool = Field(
         default=False,
         description="Verify ring attention with P real processes (mx.distributed ring) in the "

@@ -445,6 +445,73 @@ ML_NORMALIZATION = Contract(
     partition_column=None,
 )
 
+ML_FORECASTER = Contract(
+    name="ml_forecaster",
+    description="Weights of the day-ahead forecaster (energy_assets/ml/forecaster.py), one row "
+    "per parameter array; the model config, input names, statistics fingerprint, data version "
+    "of the training days and the training curve live in the file metadata.",
+    columns=(
+        Column(
+            name="name",
+            dtype="string",
+            description="Dotted parameter name (e.g. blocks.0.qkv.weight).",
+            nullable=False,
+            role="key",
+        ),
+        Column(
+            name="shape", dtype="string", description="JSON list of the dimensions.", nullable=False
+        ),
+        Column(name="dtype", dtype="string", description="Element type (float32).", nullable=False),
+        Column(
+            name="values",
+            dtype="binary",
+            description="The array's elements, C order, little-endian.",
+            nullable=False,
+            role="payload",
+        ),
+    ),
+    primary_key=("name",),
+    partition_column=None,
+)
+
+_MAPE = {"dtype": "float64", "unit": "%", "role": "payload", "bounds": Bounds(min=0)}
+ML_FORECAST_EVAL = Contract(
+    name="ml_forecast_eval",
+    description="The test split scored per balancing authority: MAPE of the forecaster, of the "
+    "BA's own day-ahead forecast and of the seasonal-naive forecast (same hour a week before), "
+    "on the same hours; test days and the model's data version in the file metadata.",
+    columns=(
+        REGION,
+        Column(
+            name="n_windows",
+            dtype="int32",
+            description="Test forecast origins.",
+            nullable=False,
+            role="payload",
+        ),
+        Column(
+            name="n_hours",
+            dtype="int32",
+            description="Hours scored (target observed, every available forecast present).",
+            nullable=False,
+            role="payload",
+        ),
+        Column(name="mape_model", description="MAPE of ml/forecaster.", **_MAPE),
+        Column(
+            name="mape_day_ahead_forecast",
+            description="MAPE of the BA's day-ahead forecast (null: the BA publishes none).",
+            **_MAPE,
+        ),
+        Column(
+            name="mape_seasonal_naive",
+            description="MAPE of the demand one week earlier.",
+            **_MAPE,
+        ),
+    ),
+    primary_key=("region",),
+    partition_column=None,
+)
+
 CONTRACTS: dict[str, Contract] = {
     "raw/eia930_responses": RAW_RESPONSES,
     "raw/eia930": RAW_EIA930,
@@ -458,6 +525,8 @@ CONTRACTS: dict[str, Contract] = {
     "ml/normalization": ML_NORMALIZATION,
     "ml/dataset": ML_DATASET,
     "ml/ring_segments": ML_RING_SEGMENTS,
+    "ml/forecaster": ML_FORECASTER,
+    "ml/forecast_eval": ML_FORECAST_EVAL,
 }
 
 

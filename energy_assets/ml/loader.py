@@ -34,6 +34,7 @@ import pyarrow as pa
 
 PARQUET_METADATA_KEY = "energy_assets.ml"
 SAFETENSORS_METADATA_KEY = "energy_assets"
+VALID_PREFIX = "valid__"  # = dataset.VALID_PREFIX (not imported: the loader stands alone)
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 _NP_DTYPE = {mx.float32: np.float32, mx.int32: np.int32, mx.int64: np.int64, mx.bool_: np.bool_}
 
@@ -141,7 +142,8 @@ class DatasetTensors:
 
     target/target_raw/is_observed/is_pad/loss_weight: [R, T]; known: [R, T, Fk]; past:
     [R, T, Fp]; window_region/window_origin: [W] int32; window_split: [W] int32 codes
-    (train 0, val 1, test 2).
+    (train 0, val 1, test 2); valid_known / valid_past: [R, T, Fk] / [R, T, Fp] bool, the
+    `valid__<name>` masks of the covariates in the same order (1 = the covariate had a value).
     """
 
     target: mx.array
@@ -155,6 +157,8 @@ class DatasetTensors:
     window_origin: mx.array
     window_split: mx.array
     metadata: dict[str, Any]
+    valid_known: mx.array | None = None
+    valid_past: mx.array | None = None
 
     def arrays(self) -> dict[str, mx.array]:
         """Named tensors for `export_safetensors`."""
@@ -169,6 +173,10 @@ class DatasetTensors:
             "windows.region_index": self.window_region,
             "windows.origin_t": self.window_origin,
             "windows.split": self.window_split,
+        } | {
+            name: value
+            for name, value in (("valid_known", self.valid_known), ("valid_past", self.valid_past))
+            if value is not None
         }
 
     @property
@@ -252,6 +260,14 @@ def load_dataset_tensors(
         .sort("region_index", "t")
     )
     split_codes = windows["window_split"].cast(pl.Utf8).replace_strict(SPLIT_CODES)
+    names = cols["source_names"]
+
+    def validity(group: Sequence[str]) -> mx.array:
+        masks = [VALID_PREFIX + names[c] for c in group]
+        if not masks:
+            return mx.zeros((n_regions, n_steps, 0), dtype=mx.bool_)
+        return fill(masks, mx.bool_).reshape(n_regions, n_steps, len(masks))
+
     return DatasetTensors(
         target=plane(cols["target"]),
         target_raw=plane(cols["raw_target"]),
@@ -264,6 +280,8 @@ def load_dataset_tensors(
         window_origin=mx.array((windows["t"].to_numpy() - first_t).astype(np.int32)),
         window_split=mx.array(split_codes.to_numpy().astype(np.int32)),
         metadata=meta,
+        valid_known=validity(cols["known"]),
+        valid_past=validity(cols["past"]),
     )
 
 

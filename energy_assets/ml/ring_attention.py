@@ -628,9 +628,15 @@ def _tail(path: Path, n: int = 1500) -> str:
 
 
 def launch_ring_workers(
-    workdir: Path, world_size: int, *, timeout_s: float, python: str | None = None
+    workdir: Path,
+    world_size: int,
+    *,
+    timeout_s: float,
+    python: str | None = None,
+    module: str = "energy_assets.ml.ring_worker",
 ) -> float:
-    """Start P `ring_worker` processes on free loopback ports; wait, or kill them all.
+    """Start P `module` processes (`ring_worker` by default; `forecaster_worker` trains the
+    forecaster) on free loopback ports; wait, or kill them all.
 
     Returns the wall time. Raises RingCheckError naming the failed rank and its stderr tail.
     """
@@ -656,7 +662,7 @@ def launch_ring_workers(
                         [
                             python or sys.executable,
                             "-m",
-                            "energy_assets.ml.ring_worker",
+                            module,
                             "--workdir",
                             str(workdir),
                             "--timeout-s",

@@ -159,3 +159,38 @@ def test_ml_files_carry_self_describing_metadata(clean_run):
     ]  # fmt: skip
     assert ring_checks and all(e.passed for e in ring_checks)
     assert all(e.metadata["max_abs_err"].value < 1e-5 for e in ring_checks)
+
+
+def test_forecaster_and_its_evaluation_are_stored_readable_and_checked(clean_run, tmp_path):
+    import json
+
+    from energy_assets.ml import forecaster as fc
+    from energy_assets.ml.loader import load_safetensors
+
+    base, result = clean_run
+    weights = pl.read_parquet(base / "ml/forecaster.parquet")
+    meta = json.loads(read_file_metadata(base / "ml/forecaster.parquet")["energy_assets.ml"])
+    # trained on the train + val days only (test starts 2024-03-12), on the 2-process ring
+    assert meta["training_days"] == [FIRST, "2024-03-11"]
+    assert meta["config"]["world_size"] == 2 and len(meta["ranks"]) == 2
+    assert len(meta["data_version"]) == 64 and meta["regions"] == sorted(RESPONDENTS)
+    _model, config = fc.model_from_table(weights, meta)
+    assert config.world_size == 2
+    fc.export_weights_safetensors(tmp_path / "w.safetensors", weights, meta)
+    arrays, back = load_safetensors(tmp_path / "w.safetensors")
+    assert back == meta and set(arrays) == set(weights["name"])
+    scores = pl.read_parquet(base / "ml/forecast_eval.parquet")
+    assert sorted(scores["region"]) == sorted(RESPONDENTS)
+    assert (scores["n_hours"] > 0).all() and scores["mape_model"].is_finite().all()
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+    assert evaluations[("ml/forecaster", "weights_finite_and_loss_finite")]
+    assert evaluations[("ml/forecast_eval", "complete_per_region_and_finite")]
+    materialized = {
+        event.asset_key.to_user_string(): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    assert "training_curve" in materialized["ml/forecaster"]
+    assert "evaluation" in materialized["ml/forecast_eval"]

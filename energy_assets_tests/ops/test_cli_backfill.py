@@ -60,7 +60,7 @@ def test_cli_backfill_stores_one_file_per_asset_and_day(backfilled):
     ]
     assert not missing
     whole = asset_keys(backfilled.config, daily=False)
-    assert whole == ["ml/normalization", "ml/ring_segments"]
+    assert whole == ["ml/forecast_eval", "ml/forecaster", "ml/normalization", "ml/ring_segments"]
     assert all((backfilled.data_dir / f"{key}.parquet").is_file() for key in whole)
 
 

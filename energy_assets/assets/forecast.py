@@ -1,0 +1,363 @@
+"""The forecaster and its evaluation: whole-range artifacts over the split windows.
+
+- `ml/forecaster` (not partitioned): the day-ahead model (energy_assets/ml/forecaster.py)
+  trained on the `ml/dataset` days of the training and validation window
+  (train_start_utc .. test_start_utc): nothing of the test period is read, so no test target
+  or statistic can reach the weights. With `pipeline.forecaster_world_size` > 1 it trains on
+  that many ring-attention processes; 1 is full attention in this process.
+  Stored as a parquet table of named flat float32 arrays (`weights_table`) with the config, the
+  input names, the statistics fingerprint and the data version of the days it was trained on in
+  the file metadata. Why a table and not a safetensors file beside the data folder: the IO
+  manager then writes it like every other asset (atomically, content-hashed, data-versioned,
+  to local disk or an object store through the same fsspec path) and its contract is checked;
+  `forecaster.export_weights_safetensors` writes the same arrays and metadata to safetensors
+  for MLX tools, and both round trips are tested.
+- `ml/forecast_eval` (not partitioned): the test split scored per balancing authority: MAPE of
+  the model, of the BA's own day-ahead forecast (EIA DF) and of the seasonal-naive forecast
+  (same hour one week before), on the same hours. Reads the test period's `ml/dataset` days
+  plus the context days before it that are stored.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from math import ceil
+from typing import Any
+
+import numpy as np
+import polars as pl
+from dagster import (
+    AllPartitionMapping,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    MetadataValue,
+    asset,
+    multi_asset_check,
+)
+
+from energy_assets.assets.ml import dataset_config
+from energy_assets.io.parquet import FrameWithMetadata, PartitionLoader
+from energy_assets.ml import forecaster as fc
+from energy_assets.ml.dataset import frame_hash
+from energy_assets.ml.loader import (
+    decode_parquet_metadata,
+    encode_parquet_metadata,
+    load_dataset_tensors,
+)
+from energy_assets.observe import observed
+from energy_assets.plots import forecast_eval_markdown, training_curve_markdown
+from energy_assets.resources import PipelineResource
+
+GROUP = "forecast"
+
+
+def forecaster_config(pipeline: PipelineResource) -> fc.ForecasterConfig:
+    """The model and budget of the pipeline config (`forecaster_*` keys)."""
+    return fc.ForecasterConfig(
+        context_hours=pipeline.forecaster_context_hours,
+        horizon=pipeline.horizon,
+        d_model=pipeline.forecaster_d_model,
+        n_heads=pipeline.forecaster_heads,
+        n_layers=pipeline.forecaster_layers,
+        steps=pipeline.forecaster_steps,
+        batch_size=pipeline.forecaster_batch_size,
+        learning_rate=pipeline.forecaster_learning_rate,
+        eval_every=max(1, pipeline.forecaster_steps // 10),
+        seed=pipeline.forecaster_seed,
+        world_size=pipeline.forecaster_world_size,
+        layout=pipeline.ring_layout,
+    )
+
+
+def _day_range(first: date, end: date) -> list[str]:
+    return [(first + timedelta(days=i)).isoformat() for i in range((end - first).days)]
+
+
+def load_dataset_days(
+    loader: PartitionLoader, days: list[str], what: str
+) -> tuple[fc.SeriesArrays, list[dict[str, str]]]:
+    """The `ml/dataset` days as forecaster arrays, refusing missing days and mixed statistics."""
+    missing = [d for d in days if not loader.stored(d)]
+    if missing:
+        raise FileNotFoundError(
+            f"{what} needs {len(missing)} ml/dataset day(s) that are not stored: "
+            f"{missing[0]}..{missing[-1]}; materialize them first (energy-assets backfill "
+            f"--from {missing[0]} --to {missing[-1]})"
+        )
+    parts = [loader.load_with_metadata(d) for d in days]
+    metas = [decode_parquet_metadata(p.file_metadata) for p in parts]
+    if len({m.get("statistics_fingerprint") for m in metas}) != 1:
+        raise ValueError(
+            f"ml/dataset days {days[0]}..{days[-1]} were normalised with different statistics: "
+            "re-materialize the stale ml/dataset days (the UI marks them stale), then this asset"
+        )
+    frame = pl.concat([p.frame for p in parts], how="vertical")
+    tensors = load_dataset_tensors(frame, metas[0])
+    return fc.SeriesArrays.from_tensors(tensors), [dict(p.file_metadata) for p in parts]
+
+
+def _utc_day(text: str) -> date:
+    return datetime.fromisoformat(text).astimezone(UTC).date()
+
+
+@asset(
+    key=["ml", "forecaster"],
+    ins={
+        "normalization": AssetIn(key=["ml", "normalization"]),
+        "dataset": AssetIn(key=["ml", "dataset"], partition_mapping=AllPartitionMapping()),
+    },
+    group_name=GROUP,
+    kinds={"parquet", "mlx"},
+    description="Day-ahead demand forecaster (causal transformer over [context; 24 h horizon], "
+    "ring attention over pipeline.forecaster_world_size processes) trained on the ml/dataset "
+    "days of the training and validation window; weights as a table of named float32 arrays "
+    "with config, input names and data version in the file metadata.",
+)
+@observed
+def ml_forecaster(
+    context: AssetExecutionContext,
+    pipeline: PipelineResource,
+    normalization: FrameWithMetadata,
+    dataset: PartitionLoader,
+) -> FrameWithMetadata:
+    config = forecaster_config(pipeline)
+    bounds = dataset_config(pipeline).bounds()
+    days = _day_range(_utc_day(bounds.train_start_utc), _utc_day(bounds.test_start_utc))
+    series, footers = load_dataset_days(dataset, days, "ml/forecaster (train + val window)")
+    if frame_hash(normalization.frame) != series.metadata["normalization"]["stats_hash"]:
+        raise ValueError(
+            "the ml/dataset days were normalised with other statistics than the stored "
+            "ml/normalization: re-materialize ml/dataset for the window, then this asset"
+        )
+    result = fc.train_forecaster(series, config)
+    table = fc.weights_table(result.model)
+    known = [series.metadata["feature_columns"]["source_names"][c] for c in
+             series.metadata["feature_columns"]["known"]]  # fmt: skip
+    past = [series.metadata["feature_columns"]["source_names"][c] for c in
+            series.metadata["feature_columns"]["past"]]  # fmt: skip
+    curve = fc.training_curve(result)
+    footer: dict[str, Any] = {
+        "schema_version": fc.FORECASTER_SCHEMA_VERSION,
+        "config": config.model_dump(mode="json"),
+        "n_inputs": fc.n_inputs(len(known), len(past)),
+        "input_names": fc.input_names(known, past),
+        "known_in_advance": known,
+        "past_only": past,
+        "regions": series.metadata["regions"],
+        "statistics_fingerprint": series.metadata["statistics_fingerprint"],
+        "data_version": fc.data_version(footers, days),
+        "training_days": [days[0], days[-1]],
+        "windows": {s: int(series.windows(s).size) for s in ("train", "val")},
+        "curve": curve,
+        "train_seconds": round(result.seconds, 3),
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "ranks": result.ranks,
+    }
+    chart = training_curve_markdown(curve["train_loss"], curve["val_loss"])
+    context.add_output_metadata(
+        {
+            "final_train_loss": MetadataValue.float(float(result.losses[-1]))
+            if result.losses
+            else MetadataValue.float(float("nan")),
+            "val_loss": MetadataValue.float(float(result.val_losses[-1][1]))
+            if result.val_losses
+            else MetadataValue.float(float("nan")),
+            "train_seconds": MetadataValue.float(round(result.seconds, 3)),
+            "tokens_per_s": MetadataValue.float(round(result.tokens_per_s, 1)),
+            "world_size": MetadataValue.int(config.world_size),
+            "parameters": MetadataValue.int(
+                int(sum(np.prod(np.frombuffer(b, "<f4").shape) for b in table["values"]))
+            ),
+            "data_version": MetadataValue.text(footer["data_version"]),
+            "training_days": MetadataValue.text(f"{days[0]}..{days[-1]} ({len(days)} days)"),
+        }
+        | ({"training_curve": MetadataValue.md(chart)} if chart else {})
+    )
+    return FrameWithMetadata(table, encode_parquet_metadata(footer))
+
+
+def eval_days(pipeline: PipelineResource, dataset: PartitionLoader) -> tuple[list[str], int]:
+    """The test period's days (an open period ends at the last stored day), preceded by the
+    stored context days (a contiguous run, at most max(context, one week) back); returns the
+    days and how many of them are context."""
+    bounds = dataset_config(pipeline).bounds()
+    first = _utc_day(bounds.test_start_utc)
+    if bounds.test_end_utc is not None:
+        end = datetime.fromisoformat(bounds.test_end_utc).astimezone(UTC)
+        last = end.date() + (
+            timedelta(days=1) if end.time() != datetime.min.time() else timedelta()
+        )
+    else:
+        stored = [k for k in dataset.keys if k >= first.isoformat() and dataset.stored(k)]
+        if not stored:
+            raise FileNotFoundError(f"no ml/dataset day stored from {first}: materialize it first")
+        last = date.fromisoformat(stored[-1]) + timedelta(days=1)
+    back = ceil(max(pipeline.forecaster_context_hours, fc.SEASONAL_LAG_HOURS) / 24)
+    context_days: list[str] = []
+    for i in range(1, back + 1):
+        day = (first - timedelta(days=i)).isoformat()
+        if not dataset.stored(day):
+            break
+        context_days.insert(0, day)
+    return context_days + _day_range(first, last), len(context_days)
+
+
+@asset(
+    key=["ml", "forecast_eval"],
+    ins={
+        "forecaster": AssetIn(key=["ml", "forecaster"]),
+        "dataset": AssetIn(key=["ml", "dataset"], partition_mapping=AllPartitionMapping()),
+    },
+    group_name=GROUP,
+    kinds={"parquet", "mlx"},
+    description="Test split scored per balancing authority: MAPE (%) of ml/forecaster, of the "
+    "BA's own day-ahead forecast (EIA DF) and of the seasonal-naive forecast (same hour one "
+    "week before), on the same hours (target observed, all available forecasts present).",
+)
+@observed
+def ml_forecast_eval(
+    context: AssetExecutionContext,
+    pipeline: PipelineResource,
+    forecaster: FrameWithMetadata,
+    dataset: PartitionLoader,
+) -> FrameWithMetadata:
+    stored = decode_parquet_metadata(forecaster.file_metadata)
+    model, config = fc.model_from_table(forecaster.frame, stored)
+    days, n_context = eval_days(pipeline, dataset)
+    series, _ = load_dataset_days(dataset, days, "ml/forecast_eval (test window)")
+    if series.metadata["statistics_fingerprint"] != stored["statistics_fingerprint"]:
+        raise ValueError(
+            "the test days were normalised with other statistics than the model was trained "
+            "on: re-materialize ml/dataset for the test window (the UI marks it stale)"
+        )
+    scores, rows = fc.evaluate(model, series, config)
+    footer = {
+        "test_days": [days[n_context], days[-1]],
+        "context_days": n_context,
+        "model_data_version": stored["data_version"],
+        "regions": series.metadata["regions"],
+        "metric": "MAPE % over hours with the target observed and every available forecast",
+    }
+    chart = forecast_eval_markdown(scores, rows)
+    means = {c: scores[c].mean() for c in fc.EVAL_SCHEMA if c.startswith("mape_")}
+    context.add_output_metadata(
+        {
+            f"mean_{c}": MetadataValue.float(float(v) if v is not None else float("nan"))
+            for c, v in means.items()
+        }
+        | {
+            "test_days": MetadataValue.text(f"{days[n_context]}..{days[-1]}"),
+            "scores": MetadataValue.json(scores.to_dicts()),
+        }
+        | ({"evaluation": MetadataValue.md(chart)} if chart else {})
+    )
+    return FrameWithMetadata(scores, encode_parquet_metadata(footer))
+
+
+def _result(key: list[str], name: str, passed: bool, description: str, severity, **figures):
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=bool(passed),
+        severity=severity,
+        description=description,
+        metadata={
+            k: MetadataValue.json(v) if isinstance(v, dict | list) else v
+            for k, v in figures.items()
+        },
+    )
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            "weights_finite_and_loss_finite",
+            asset=["ml", "forecaster"],
+            blocking=True,
+            description="Every stored parameter finite, the stored table rebuilds the model, "
+            "and the training and validation losses are finite.",
+        )
+    ],
+    ins={"forecaster": AssetIn(key=["ml", "forecaster"])},
+)
+def ml_forecaster_check(forecaster: FrameWithMetadata):
+    meta = decode_parquet_metadata(forecaster.file_metadata)
+    arrays = fc.named_arrays(forecaster.frame)
+    curve = meta["curve"]
+    losses = [*curve["train_loss"], *(v for _, v in curve["val_loss"])]
+    checks = {
+        "weights_finite": all(bool(np.isfinite(a).all()) for a in arrays.values()),
+        "losses_finite": bool(losses) and all(np.isfinite(losses)),
+    }
+    try:
+        fc.model_from_table(forecaster.frame, meta)
+        checks["rebuilds"] = True
+    except ValueError:
+        checks["rebuilds"] = False
+    yield _result(
+        ["ml", "forecaster"],
+        "weights_finite_and_loss_finite",
+        all(checks.values()),
+        "Stored model usable.",
+        AssetCheckSeverity.ERROR,
+        checks=checks,
+    )
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            "complete_per_region_and_finite",
+            asset=["ml", "forecast_eval"],
+            blocking=True,
+            description="One row per region of the dataset, every region scored on some hours, "
+            "the model's MAPE finite, the baselines' finite where present (null: a BA without "
+            "a day-ahead forecast, or no week of history before the test period loaded).",
+        ),
+        AssetCheckSpec(
+            "model_beats_seasonal_naive",
+            asset=["ml", "forecast_eval"],
+            description="Warns for the regions where the model's MAPE is not below the "
+            "seasonal-naive MAPE (expected on a tiny budget).",
+        ),
+    ],
+    ins={"scores": AssetIn(key=["ml", "forecast_eval"])},
+)
+def ml_forecast_eval_check(scores: FrameWithMetadata):
+    meta = decode_parquet_metadata(scores.file_metadata)
+    table = scores.frame
+    df = table["mape_day_ahead_forecast"].drop_nulls()
+    checks = {
+        "one_row_per_region": sorted(table["region"].to_list()) == sorted(meta["regions"]),
+        "every_region_scored": bool((table["n_hours"] > 0).all()),
+        "model_finite": bool(table["mape_model"].is_finite().all())
+        and table["mape_model"].null_count() == 0,
+        "seasonal_naive_finite_where_present": bool(
+            table["mape_seasonal_naive"].drop_nulls().is_finite().all()
+        ),
+        "day_ahead_finite_where_present": bool(df.is_finite().all()),
+    }
+    yield _result(
+        ["ml", "forecast_eval"],
+        "complete_per_region_and_finite",
+        all(checks.values()),
+        "Evaluation complete.",
+        AssetCheckSeverity.ERROR,
+        checks=checks,
+    )
+    losing = table.filter(~(pl.col("mape_model") < pl.col("mape_seasonal_naive")).fill_null(False))[
+        "region"
+    ]
+    yield _result(
+        ["ml", "forecast_eval"],
+        "model_beats_seasonal_naive",
+        losing.len() == 0,
+        f"model worse than seasonal naive in {losing.len()} of {table.height} regions",
+        AssetCheckSeverity.WARN,
+        losing=losing.to_list(),
+    )
+
+
+FORECAST_ASSETS = [ml_forecaster, ml_forecast_eval]
+FORECAST_CHECKS = [ml_forecaster_check, ml_forecast_eval_check]
