@@ -26,7 +26,6 @@ import numpy as np
 import polars as pl
 from dagster import (
     AllPartitionMapping,
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -36,7 +35,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from energy_assets.assets.ml import dataset_config
+from energy_assets.assets.ml import check_result, dataset_config
 from energy_assets.io.parquet import FrameWithMetadata, PartitionLoader
 from energy_assets.ml import forecaster as fc
 from energy_assets.ml.dataset import frame_hash
@@ -255,20 +254,6 @@ def ml_forecast_eval(
     return FrameWithMetadata(scores, encode_parquet_metadata(footer))
 
 
-def _result(key: list[str], name: str, passed: bool, description: str, severity, **figures):
-    return AssetCheckResult(
-        asset_key=key,
-        check_name=name,
-        passed=bool(passed),
-        severity=severity,
-        description=description,
-        metadata={
-            k: MetadataValue.json(v) if isinstance(v, dict | list) else v
-            for k, v in figures.items()
-        },
-    )
-
-
 @multi_asset_check(
     specs=[
         AssetCheckSpec(
@@ -295,7 +280,7 @@ def ml_forecaster_check(forecaster: FrameWithMetadata):
         checks["rebuilds"] = True
     except ValueError:
         checks["rebuilds"] = False
-    yield _result(
+    yield check_result(
         ["ml", "forecaster"],
         "weights_finite_and_loss_finite",
         all(checks.values()),
@@ -342,7 +327,7 @@ def ml_forecast_eval_check(scores: FrameWithMetadata):
         ),
         "day_ahead_finite_where_present": bool(df.is_finite().all()),
     }
-    yield _result(
+    yield check_result(
         ["ml", "forecast_eval"],
         "complete_per_region_and_finite",
         all(checks.values()),
@@ -354,7 +339,7 @@ def ml_forecast_eval_check(scores: FrameWithMetadata):
     losing = scored.filter(
         ~(pl.col("mape_model") < pl.col("mape_seasonal_naive")).fill_null(False)
     )["region"]
-    yield _result(
+    yield check_result(
         ["ml", "forecast_eval"],
         "model_beats_seasonal_naive",
         losing.len() == 0,

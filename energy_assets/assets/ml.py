@@ -297,15 +297,24 @@ def ring_days(bounds: SplitBounds, split: str, days_of: PartitionLoader) -> tupl
     return _days(first, datetime(last.year, last.month, last.day, tzinfo=UTC)), True
 
 
-def _result(key: list[str], name: str, passed: bool, description: str, **figures):
+def check_result(
+    key: list[str],
+    name: str,
+    passed: bool,
+    description: str,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+    **figures,
+) -> AssetCheckResult:
+    """A hand-written ML check's result; dict and list figures become JSON metadata."""
     return AssetCheckResult(
         asset_key=key,
         check_name=name,
-        passed=passed,
-        severity=AssetCheckSeverity.ERROR,
+        passed=bool(passed),
+        severity=severity,
         description=description,
         metadata={
-            k: MetadataValue.json(v) if isinstance(v, dict) else v for k, v in figures.items()
+            k: MetadataValue.json(v) if isinstance(v, dict | list) else v
+            for k, v in figures.items()
         },
     )
 
@@ -331,7 +340,7 @@ def ml_normalization_check(normalization: pl.DataFrame):
         "one_row_per_region_and_feature": stats.select("region", "feature").is_unique().all(),
         "target_rows_used": bool((stats.filter(pl.col("role") == "target")["n_used"] > 0).all()),
     }
-    yield _result(
+    yield check_result(
         ["ml", "normalization"],
         "statistics_usable",
         all(checks.values()),
@@ -356,7 +365,7 @@ def ml_normalization_check(normalization: pl.DataFrame):
 )
 def ml_dataset_check(context: AssetCheckExecutionContext, dataset: FrameWithMetadata):
     outcome = check_dataset_rows(dataset.frame, decode_parquet_metadata(dataset.file_metadata))
-    result = _result(
+    result = check_result(
         ["ml", "dataset"],
         "masks_splits_and_statistics",
         outcome["passed"],
@@ -386,7 +395,7 @@ def ml_dataset_check(context: AssetCheckExecutionContext, dataset: FrameWithMeta
 def ml_ring_segments_check(pipeline: PipelineResource, segments: FrameWithMetadata):
     metadata = decode_parquet_metadata(segments.file_metadata)
     structure = check_ring_tokens(segments.frame, metadata)
-    yield _result(
+    yield check_result(
         ["ml", "ring_segments"],
         "layout_is_a_bijection_and_masks_match_padding",
         structure["passed"],
@@ -399,7 +408,7 @@ def ml_ring_segments_check(pipeline: PipelineResource, segments: FrameWithMetada
         distributed=pipeline.ring_check_distributed,
         allow_partial=not structure.get("complete", False),
     )
-    yield _result(
+    yield check_result(
         ["ml", "ring_segments"],
         "ring_attention_matches_full_attention",
         verified["passed"],

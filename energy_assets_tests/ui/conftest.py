@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from energy_assets_tests.ops.conftest import PIPELINE  # the CLI tests' short ML windows
 from energy_assets_tests.ops.live_dagster import (
     REPO_ROOT,
     LiveDagster,
@@ -24,15 +25,6 @@ from energy_assets_tests.ops.live_dagster import (
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 FIRST, LAST = date(2024, 3, 6), date(2024, 3, 8)
 RESPONDENTS = ["CISO", "ERCO"]
-# short ML windows (the stored range is three days), as in the CLI tests
-PIPELINE = {
-    "context_length": 24,
-    "horizon": 6,
-    "stride": 6,
-    "val_start_utc": "2024-03-07T12:00:00+00:00",
-    "test_start_utc": "2024-03-08T06:00:00+00:00",
-    "ring_sequence_length": 48,
-}
 CHROMIUM_ARGS = [
     "--no-sandbox",  # needed as root
     "--disable-gpu",
