@@ -77,8 +77,9 @@ ALERT_WEBHOOK_ENV = "ENERGY_ASSETS_ALERT_WEBHOOK"
 REFRESH_JOB = "daily_refresh"
 REFRESH_CRON = "0 6 * * *"
 FRESHNESS_DEADLINE_CRON = "0 9 * * *"  # three hours after the refresh starts
-REFRESH_EXCLUDED_GROUPS = ("ml",)
-"""ML datasets are built over a training range (splits need the whole range), not a week."""
+REFRESH_EXCLUDED_GROUPS = ("ml", "forecast")
+"""The ML layer and the forecaster are materialized over their configured windows (statistics,
+sequences, a trained model), not retrained by the daily refresh of a week of data."""
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

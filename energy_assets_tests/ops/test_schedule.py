@@ -65,12 +65,12 @@ def test_refresh_runs_daily_at_six_utc_and_each_window_launches_once(tmp_path):
     assert shift == timedelta(days=1)
 
 
-def test_refresh_job_selects_every_layer_except_ml(tmp_path):
+def test_refresh_job_selects_every_layer_except_ml_and_the_forecaster(tmp_path):
     defs = build_definitions(make_settings(tmp_path))
     graph = defs.resolve_asset_graph()
     selected = defs.resolve_job_def(REFRESH_JOB).asset_layer.selected_asset_keys
     every = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
-    assert selected == {k for k in every if graph.get(k).group_name != "ml"}
+    assert selected == {k for k in every if graph.get(k).group_name not in ("ml", "forecast")}
     assert {k.path[0] for k in selected} >= {"raw", "aligned", "imputed", "features"}
 
 
