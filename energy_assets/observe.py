@@ -73,13 +73,23 @@ def metrics_metadata(measurement: Measurement, rows: int) -> dict[str, MetadataV
 
 
 def observed(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator for asset functions whose first argument is the asset execution context."""
+    """Decorator for asset functions whose first argument is the asset execution context.
+
+    A multi-asset returns a tuple, one value per output in the op's order: each output gets the
+    step's figures with its own rows."""
 
     @functools.wraps(fn)
     def wrapper(context, *args: Any, **kwargs: Any) -> Any:
         with measured() as measurement:
             output = fn(context, *args, **kwargs)
-        context.add_output_metadata(metrics_metadata(measurement, count_rows(output)))
+        if isinstance(output, tuple):
+            names = [d.name for d in context.op_execution_context.op_def.output_defs]
+            for name, value in zip(names, output, strict=True):
+                context.add_output_metadata(
+                    metrics_metadata(measurement, count_rows(value)), output_name=name
+                )
+        else:
+            context.add_output_metadata(metrics_metadata(measurement, count_rows(output)))
         return output
 
     return wrapper

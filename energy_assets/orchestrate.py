@@ -16,7 +16,8 @@ What is planned comes from the Definitions, never from a list written here:
 - how days are grouped into runs: each asset's backfill policy (`multi_run(31)` for the raw
   responses, `single_run` for the rest), exactly as a UI backfill groups them. Assets that need
   the same days and allow the same batch go into one run; a run always comes after the runs of
-  its upstream assets.
+  its upstream assets. The assets one step makes together (a raw responses step also writes its
+  source's revisions) are always selected and planned together, for the same days.
 
 Runs are real Dagster runs of `main_job` on the configured instance (the web UI shows them),
 executed with `execute_job`. Before launching, runs left STARTED by a CLI process that has died
@@ -181,7 +182,15 @@ def select(graph, names: Sequence[str] | None) -> list[AssetKey]:
             f"--select {name!r} is neither a layer nor an asset; layers: "
             f"{', '.join(by_layer)}; assets: {', '.join(k.to_user_string() for k in everything)}"
         )
+    chosen.update(k for key in list(chosen) for k in made_together(graph, key))
     return [k for k in everything if k in chosen]
+
+
+def made_together(graph, key: AssetKey) -> set[AssetKey]:
+    """The other assets of `key`'s step when that step cannot make a subset of them (a raw
+    responses step and its revisions): a run must select them all."""
+    assets_def = graph.get(key).assets_def
+    return set() if assets_def.can_subset else set(assets_def.keys) - {key}
 
 
 def toposorted(graph, keys: Iterable[AssetKey]) -> list[AssetKey]:
@@ -314,7 +323,12 @@ def plan(
             if changing or metadata_value(record, "input_fingerprint") != input_fingerprint(read):
                 todo.add(day)
         needed[key] = todo
-        up_to_date[key] = len(candidates) - len(todo)
+        # a step that makes several assets runs for the days any of them needs (they are roots
+        # of the graph here, planned before anything that reads them)
+        for other in made_together(graph, key) & needed.keys():
+            needed[key] = needed[other] = needed[key] | needed[other]
+            up_to_date[other] = len(candidates) - len(needed[other])
+        up_to_date[key] = len(candidates) - len(needed[key])
     targeted = {k: sorted(v) for k, v in needed.items() if v}
     return Plan(runs=group_runs(graph, ordered, targeted), targeted=targeted, up_to_date=up_to_date)
 

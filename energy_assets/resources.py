@@ -41,6 +41,12 @@ class SourcesResource(ConfigurableResource):
     respondents: list[str] | None = Field(
         default=None, description="Balancing authorities to extract; null means all."
     )
+    vintage: int = Field(
+        default=0,
+        ge=0,
+        description="Offline synthetic world: publication vintage. Raising it makes upstream "
+        "revise some EIA values (cumulatively), as EIA does; needs defects: true.",
+    )
 
     @field_validator("respondents")
     @classmethod
@@ -133,7 +139,9 @@ class SourcesResource(ConfigurableResource):
             else {name: 0.0 for name in GeneratorConfig.model_fields if name.endswith("_rate")}
         )
         synthetic = SyntheticWorld(
-            GeneratorConfig(seed=self.seed, respondents=self.respondents, **rates)
+            GeneratorConfig(
+                seed=self.seed, respondents=self.respondents, vintage=self.vintage, **rates
+            )
         )
         if self.world == "synthetic":
             return synthetic

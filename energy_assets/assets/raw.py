@@ -1,12 +1,14 @@
-"""Raw assets, two per registered source, built from `sources/registry.py`:
+"""Raw assets, three per registered source, built from `sources/registry.py`:
 
 - `raw/<source>_responses`: the verbatim HTTP responses of each UTC day (secrets redacted), so
   nothing upstream sent is lost and parsing can be redone offline.
+- `raw/<source>_revisions`: made in the same step: what a re-extraction of a day changed
+  compared with the responses stored before it (`assets/revisions.py`), appended per day.
 - `raw/<source>`: the day's parsed long table (interval_start_utc, region, series, copy_index,
   value, units, source), re-parsed from the stored responses, never from the network.
 
-Asset keys: raw/eia930_responses, raw/eia930, raw/caiso_responses, raw/caiso,
-raw/weather_responses, raw/weather.
+Asset keys: raw/eia930_responses, raw/eia930_revisions, raw/eia930, raw/caiso_responses,
+raw/caiso_revisions, raw/caiso, raw/weather_responses, raw/weather_revisions, raw/weather.
 
 Retries: only a fetch's transient upstream trouble runs a step again (`_fetch_or_fail`); a
 refused key, a bad request, an unusable body, a contract violation or storage that cannot be
@@ -20,6 +22,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    AssetOut,
     AssetsDefinition,
     BackfillPolicy,
     Backoff,
@@ -28,8 +31,10 @@ from dagster import (
     RetryPolicy,
     RetryRequested,
     asset,
+    multi_asset,
 )
 
+from energy_assets.assets.revisions import revisions_by_day
 from energy_assets.io.parquet import PartitionLoader, window
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
@@ -93,34 +98,55 @@ def _days(context: AssetExecutionContext) -> list[date]:
 
 def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
     responses_key = AssetKey(["raw", f"{spec.name}_responses"])
+    revisions_key = AssetKey(["raw", f"{spec.name}_revisions"])
 
-    @asset(
-        key=responses_key,
+    # One step, two assets: the responses, and the revisions found by comparing them with the
+    # stored ones before the IO manager replaces those (the revisions are written first).
+    @multi_asset(
+        name=f"raw__{spec.name}_responses",
+        outs={
+            "revisions": AssetOut(
+                key=revisions_key,
+                group_name="raw",
+                description="What upstream revised, appended per re-extraction (old and new "
+                f"values, both fetch times). {spec.description}",
+                kinds={"parquet", "polars"},
+            ),
+            "responses": AssetOut(
+                key=responses_key,
+                group_name="raw",
+                description=f"Verbatim responses, secrets redacted. {spec.description}",
+                kinds={"parquet", "api"},
+            ),
+        },
         partitions_def=DAILY,
-        group_name="raw",
-        description=f"Verbatim responses, secrets redacted. {spec.description}",
         pool=spec.pool,
         # no retry_policy: `_fetch_or_fail` requests retries for transient trouble only
         # A rate-limited extraction runs in month-sized runs: memory stays bounded, a failure
         # costs at most one month, and the pool keeps concurrent runs polite.
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=spec.max_days_per_run),
-        kinds={"parquet", "api"},
+        required_resource_keys={"sources", "io_manager"},
     )
     @observed
     def _responses(
-        context: AssetExecutionContext, sources: SourcesResource
-    ) -> dict[str, pl.DataFrame]:
+        context: AssetExecutionContext,
+    ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+        sources: SourcesResource = context.resources.sources
         by_day = _fetch_or_fail(context, spec, sources, _days(context))
         context.log.info(
             f"{spec.name}: {sum(len(r) for r in by_day.values())} responses for "
             f"{len(by_day)} day(s)"
         )
-        return {
+        responses = {
             day.isoformat(): raw_responses_frame(responses)
             .with_columns(pl.lit(day).alias("partition_date"))
             .unique(subset=["dataset", "request_url"], keep="last", maintain_order=True)
             for day, responses in by_day.items()
         }
+        revisions = revisions_by_day(
+            context, spec, sources, context.resources.io_manager, responses
+        )
+        return revisions, responses
 
     @asset(
         key=AssetKey(["raw", spec.name]),

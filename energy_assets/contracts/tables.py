@@ -12,6 +12,7 @@ import polars as pl
 from energy_assets.contracts.core import Bounds, Column, Contract, OpenColumns, dtype_name
 from energy_assets.contracts.evaluate import Finding, PlannedCheck
 from energy_assets.sources.base import UNIT_LIMITS
+from energy_assets.sources.revisions import REVISIONS_SCHEMA
 from energy_assets.transform.align import ALIGNED_SCHEMA
 from energy_assets.transform.clean import BA_PEAK_FACTOR, CLEAN_SCHEMA
 from energy_assets.transform.features import FEATURE_COLUMNS
@@ -149,6 +150,57 @@ def from_schema(schema: dict, described: dict[str, Column]) -> tuple[Column, ...
 def _described(name: str, description: str, **kwargs) -> Column:
     return Column(name=name, dtype="string", description=description, **kwargs)
 
+
+RAW_REVISIONS = Contract(
+    name="raw_revisions",
+    description="What upstream revised: each row of a raw long table whose value a "
+    "re-extraction of its day changed, added or removed (sources/revisions.py), with both values "
+    "and both fetch times. Appended per re-extraction: a day's file holds every revision of that "
+    "day's data; an unchanged re-extraction adds nothing.",
+    columns=from_schema(
+        REVISIONS_SCHEMA,
+        {
+            "interval_start_utc": TIME_KEY,
+            "region": REGION,
+            "series": SERIES,
+            "copy_index": COPY_INDEX,
+            "change": _described(
+                "change",
+                "changed (both extractions have the row), added (only the new one: a late "
+                "hour) or removed (only the old one).",
+                nullable=False,
+                role="provenance",
+            ),
+            "value_old": _described(
+                "value_old",
+                "Value in the earlier extraction (null: it was null, or the row was added).",
+                bounds=ANY_VALUE_BOUNDS,
+            ),
+            "value_new": _described(
+                "value_new",
+                "Value in the re-extraction (null: it is null, or the row was removed).",
+                bounds=ANY_VALUE_BOUNDS,
+            ),
+            "units": UNITS,
+            "source": SOURCE,
+            "fetched_at_utc_old": _described(
+                "fetched_at_utc_old",
+                "When the earlier extraction's response with the row arrived (added rows: its "
+                "latest response of the day; null if it stored none).",
+                role="provenance",
+            ),
+            "fetched_at_utc_new": _described(
+                "fetched_at_utc_new",
+                "When the re-extraction's response with the row arrived (removed rows: its "
+                "latest response of the day).",
+                nullable=False,
+                role="key",
+            ),
+        },
+    ),
+    primary_key=("interval_start_utc", "region", "series", "copy_index", "fetched_at_utc_new"),
+    partition_column="interval_start_utc",
+)
 
 ALIGNED = Contract(
     name="aligned_series",
@@ -519,6 +571,9 @@ CONTRACTS: dict[str, Contract] = {
     "raw/caiso": RAW_CAISO,
     "raw/weather_responses": RAW_RESPONSES,
     "raw/weather": RAW_WEATHER,
+    "raw/eia930_revisions": RAW_REVISIONS,
+    "raw/caiso_revisions": RAW_REVISIONS,
+    "raw/weather_revisions": RAW_REVISIONS,
     "aligned/series": ALIGNED,
     "imputed/series": IMPUTED,
     "features/hourly": FEATURES,

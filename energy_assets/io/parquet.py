@@ -437,6 +437,13 @@ class ParquetPartitionIOManager(UPathIOManager):
             )
         return FrameWithMetadata(frame, metadata[0][1] if metadata else {})
 
+    def stored_partition(self, asset_key_path: Sequence[str], key: str) -> pl.DataFrame | None:
+        """A partition as it is stored now (None: not stored), read outside the step's inputs
+        and its lineage: for an asset that compares what it is about to write with what its
+        previous run wrote (the raw revisions), while that file is still in place."""
+        path = self.day_path(asset_key_path, key)
+        return self.load_from_path(None, path) if self.path_exists(path) else None  # type: ignore[arg-type]
+
     def _file_metadata(self, path: UPath) -> dict[str, str]:
         with path.open("rb") as handle:
             return pl.read_parquet_metadata(handle)

@@ -94,10 +94,13 @@ def test_every_raw_asset_has_exactly_one_file_per_partition_after_rematerializin
             [
                 "caiso",
                 "caiso_responses",
+                "caiso_revisions",
                 "eia930",
                 "eia930_responses",
+                "eia930_revisions",
                 "weather",
                 "weather_responses",
+                "weather_revisions",
             ]
         )
     ]
@@ -188,8 +191,9 @@ def test_live_mode_without_a_key_fails_with_instructions(tmp_path, monkeypatch):
 
 
 def test_asset_keys_are_grouped_by_layer():
-    keys = {a.key for a in RAW_ASSETS}
+    keys = {k for a in RAW_ASSETS for k in a.keys}
     assert AssetKey(["raw", "eia930"]) in keys
+    assert AssetKey(["raw", "eia930_revisions"]) in keys
     assert all(k.path[0] == "raw" for k in keys)
 
 

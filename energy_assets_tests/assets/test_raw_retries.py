@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from energy_assets.assets.raw import RAW_ASSETS
 from energy_assets.io.parquet import ParquetIOManager
@@ -22,7 +22,7 @@ from energy_assets.resources import SourcesResource
 
 DAY = "2024-03-10"
 KEY = "s3cr3t-KEY-for-retry-tests"
-EIA_RESPONSES = next(a for a in RAW_ASSETS if a.key.to_user_string() == "raw/eia930_responses")
+EIA_RESPONSES = next(a for a in RAW_ASSETS if AssetKey(["raw", "eia930_responses"]) in a.keys)
 
 
 @pytest.fixture(scope="module")
