@@ -20,11 +20,12 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun
 
+import energy_assets
 from energy_assets import orchestrate
 from energy_assets.definitions import build_definitions
 from energy_assets.io.parquet import partition_path
 from energy_assets.settings import load_settings
-from energy_assets_tests.ops.conftest import DAYS, FIRST, LAST, run_cli, small_config
+from energy_assets_tests.ops.conftest import DAYS, FIRST, LAST, RESPONDENTS, run_cli, small_config
 
 pytestmark = pytest.mark.slow
 
@@ -158,6 +159,48 @@ def test_a_revised_raw_day_recomputes_exactly_the_partitions_that_read_it(copy):
     done = run_cli("--config", str(copy), "backfill", "--from", DAYS[0], "--to", DAYS[-1])
     assert done.returncode == 0, done.stderr[-2000:]
     assert plan_of(copy).runs == []
+
+
+def test_a_responses_step_and_its_revisions_are_selected_and_planned_together(copy):
+    graph = graph_of(copy)
+    pair = {AssetKey(["raw", "eia930_responses"]), AssetKey(["raw", "eia930_revisions"])}
+    assert set(orchestrate.select(graph, ["raw/eia930_revisions"])) == pair
+    assert set(orchestrate.select(graph, ["raw/eia930_responses"])) == pair
+    # a store from before the revisions existed: one day's revisions file is missing
+    data = str(copy.parent.parent / "data")
+    partition_path(data, "raw/eia930_revisions", DAYS[1]).unlink()
+    with instance_of(copy) as instance:
+        planned = orchestrate.plan(graph, instance, data, sorted(pair), DAYS)
+    targeted = {k.to_user_string(): v for k, v in planned.targeted.items()}
+    assert targeted == {"raw/eia930_responses": [DAYS[1]], "raw/eia930_revisions": [DAYS[1]]}
+    ((run,),) = [planned.runs]
+    assert set(run.assets) == pair and run.days == [DAYS[1]]
+    done = run_cli(
+        "--config", str(copy), "backfill", "--from", DAYS[0], "--to", DAYS[-1],
+        "--select", "raw/eia930_revisions",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert plan_of(copy).runs == []  # the same responses again: nothing downstream is stale
+
+
+def test_a_backfill_against_a_revised_upstream_records_the_revisions_of_its_days(copy):
+    data = copy.parent.parent / "data"
+    before = pl.read_parquet(partition_path(str(data), "raw/eia930_responses", DAYS[0]).path)
+    # upstream publishes a later vintage (the offline world revises some EIA values)
+    revised = small_config(
+        copy.parent.parent,
+        sources={"mode": "offline", "world": "synthetic", "seed": 7, "respondents": RESPONDENTS,
+                 "vintage": 8},
+    )  # fmt: skip
+    done = run_cli(
+        "--config", str(revised), "backfill", "--from", DAYS[0], "--to", DAYS[0],
+        "--select", "raw/eia930_responses",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    revisions = energy_assets.load("raw/eia930_revisions", DAYS[0], DAYS[-1], config=revised)
+    assert revisions.height > 0 and set(revisions["change"]) == {"changed"}
+    assert revisions["interval_start_utc"].dt.date().unique().to_list() == [FIRST]
+    assert set(revisions["fetched_at_utc_old"]) <= set(before["fetched_at_utc"])
 
 
 def test_a_refetch_that_returns_the_same_content_makes_nothing_stale(copy):
