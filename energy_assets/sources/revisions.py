@@ -18,11 +18,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from energy_assets.sources.base import TIME, RawResponse
-from energy_assets.sources.registry import Clients, SourceSpec, parse_days
+
+if TYPE_CHECKING:  # the registry imports the partitions (Dagster); the schema here must not
+    from energy_assets.sources.registry import Clients, SourceSpec
 
 ROW_KEY = ("interval_start_utc", "region", "series", "copy_index")
 """The raw long table's primary key: a revision is recorded per key."""
@@ -89,6 +92,8 @@ def parsed_with_fetch_times(
     stored: Callable[[date], list[RawResponse]],
 ) -> Iterator[tuple[date, pl.DataFrame]]:
     """`registry.parse_days` (same rows, same copy_index), each row with its fetch time."""
+    from energy_assets.sources.registry import parse_days
+
     for day, rows in parse_days(with_fetch_times(spec), clients, days, stored):
         if "fetched_at_utc" not in rows.columns:  # a day without any parsed row
             rows = rows.with_columns(pl.lit(None, dtype=TIME).alias("fetched_at_utc"))
