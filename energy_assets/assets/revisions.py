@@ -11,6 +11,7 @@ stored extraction, or whose responses are identical, adds nothing.
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 
 import polars as pl
@@ -43,6 +44,7 @@ def revisions_by_day(
     Runs before the IO manager replaces the stored responses, so the previous extraction is
     still in place; a day whose responses say exactly the same is not even parsed.
     """
+    started = time.perf_counter()
     responses_path = ["raw", f"{spec.name}_responses"]
     previous: dict[str, datetime | None] = {}  # the days to compare: their last fetch
     status: dict[str, str] = {}
@@ -99,4 +101,8 @@ def revisions_by_day(
             asset_key=AssetKey(["raw", f"{spec.name}_revisions"]),
             partition_key=day,
         )
+    context.add_output_metadata(
+        {"step_compare_s": MetadataValue.float(round(time.perf_counter() - started, 4))},
+        output_name="revisions",
+    )
     return out
