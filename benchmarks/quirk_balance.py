@@ -4,7 +4,7 @@ antisymmetry, on real EIA-930 data where the row's dates apply (`transform/quirk
 Per row: the BA-hours of its regions and dates in the data, sum |D - (NG - TI)| / sum |D| before
 (reported, aligned without fixes) and after (aligned with the whole table, as `aligned/series`
 delivers it), the share of BA-hours within tolerance (1 MW or 0.1 % of D), how many BA-hours
-that balanced no longer do where their demand landed, and mean |ID_rs + ID_sr| over the pairs
+that balanced no longer do where their demand landed, and median |ID_rs + ID_sr| over the pairs
 whose interchange the row moves. Rows whose dates the data do not reach say so.
 
 Data, one of:
@@ -92,7 +92,7 @@ def markdown(audit) -> str:
 
     lines = [
         "| row | dates (reported, UTC) | BA | series | fix | BA-hours | D-(NG-TI) before | "
-        "after | held before | after | breaks | pair-hours | abs(ID_rs+ID_sr) MW before | "
+        "after | held before | after | breaks | pair-hours | median abs(ID_rs+ID_sr) MW before | "
         "after | verdict |",
         "|" + "---|" * 15,
     ]
@@ -102,9 +102,10 @@ def markdown(audit) -> str:
         fix = r["action"] if r["action"] != "shift_hours" else f"shift {r['amount']:+.0f} h"
         if r["timezone"]:
             fix += f" (+1 h in {r['timezone']} DST)"
+        series = r["series"].replace("|", "\\|")  # a literal | would split the cell
         lines.append(
             f"| {r['row']} | {since or '...'} .. {until or '...'} | {r['region']} | "
-            f"{r['series']} | {fix} | {r['ba_hours']} | {pct(r['balance_pct_before'])} | "
+            f"{series} | {fix} | {r['ba_hours']} | {pct(r['balance_pct_before'])} | "
             f"{pct(r['balance_pct_after'])} | {share(r['balance_held_before'])} | "
             f"{share(r['balance_held_after'])} | {r['balance_breaks']} | {r['pair_hours']} | "
             f"{mw(r['antisymmetry_mw_before'])} | {mw(r['antisymmetry_mw_after'])} | "

@@ -52,8 +52,9 @@ AUDIT_COLUMNS = [
 """balance_pct: sum |D - (NG - TI)| / sum |D| in %, over the BA-hours of the row's regions and
 dates with D, NG and TI all reported; balance_held: share of those hours within tolerance
 (`balance.holds`); balance_breaks: reported BA-hours that held and no longer hold where their
-demand landed (`balance_breaks`); antisymmetry_mw: mean |ID_rs + ID_sr| over the hours of the
-pairs whose interchange the row moves (the region's side)."""
+demand landed (`balance_breaks`); antisymmetry_mw: median |ID_rs + ID_sr| over the hours of
+the pairs whose interchange the row moves (the region's side; a median, because one pair that
+never agrees, such as PJM-MISO, would dominate a mean)."""
 
 
 def balance_breaks(
@@ -131,8 +132,8 @@ def audit_quirks(
             "balance_held_after": _mean(a, "holds"),
             "balance_breaks": breaks.filter(where & pl.col("broken")).height,
             "pair_hours": pb.height,
-            "antisymmetry_mw_before": _mean_abs(pb),
-            "antisymmetry_mw_after": _mean_abs(pa),
+            "antisymmetry_mw_before": _median_abs(pb),
+            "antisymmetry_mw_after": _median_abs(pa),
         }
         rec["verdict"] = verdict(rec)
         rows.append(rec)
@@ -173,7 +174,7 @@ def _mean(table: pl.DataFrame, column: str) -> float | None:
     return None if table.height == 0 else float(table.get_column(column).cast(pl.Float64).mean())
 
 
-def _mean_abs(table: pl.DataFrame) -> float | None:
+def _median_abs(table: pl.DataFrame) -> float | None:
     if table.height == 0:
         return None
-    return float(np.abs(table.get_column("residual_mw").to_numpy()).mean())
+    return float(np.median(np.abs(table.get_column("residual_mw").to_numpy())))
