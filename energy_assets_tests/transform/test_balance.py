@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from energy_assets.offline.generator import GeneratorConfig, SyntheticWorld
 from energy_assets.offline.realdata_world import GridEmissionsWorld
 from energy_assets.offline.world import eia_long
 from energy_assets.transform.align import align
@@ -163,6 +164,29 @@ def test_alignment_never_breaks_a_balance_the_reported_data_satisfy(seed: int) -
     checked = balance_breaks(raw, start, end, table)
     assert checked.height > 200  # AAA and BBB: 2 x 144 h, less the holes
     assert checked.filter(pl.col("residual_after_mw").is_not_null()).height > 100
+    assert checked.filter(pl.col("broken")).height == 0
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        datetime(2019, 10, 26, tzinfo=UTC),  # PJM sign flip, SC local time and DST end
+        datetime(2020, 12, 26, tzinfo=UTC),  # SC's fix ends
+        datetime(2021, 10, 20, tzinfo=UTC),  # TEPC's two fixes end, IID's runs
+        datetime(2022, 6, 10, tzinfo=UTC),  # CISO's fix ends, comes back for a day, ends
+    ],
+)
+def test_packaged_quirks_keep_the_balance_of_the_synthetic_world_at_their_date_ends(
+    first: datetime,
+) -> None:
+    """The generator's BAs balance exactly (D = NG - TI, ID antisymmetric) under its defects
+    (missing hours, nulls, spikes, duplicates); the packaged fixes apply to them by BA code."""
+    bas = ("PJM", "TEPC", "SC", "CISO", "IID", "MISO", "DUK", "AZPS", "SRP")
+    world = SyntheticWorld(GeneratorConfig(seed=3, respondents=bas))
+    raw = eia_long(world, first - timedelta(days=1), first + timedelta(days=13))
+    checked = balance_breaks(raw, first, first + timedelta(days=12), load_quirks())
+    per_ba = checked.filter(pl.col("residual_after_mw").is_not_null()).group_by("region").len()
+    assert per_ba.height == len(bas) and per_ba.get_column("len").min() > 250
     assert checked.filter(pl.col("broken")).height == 0
 
 
