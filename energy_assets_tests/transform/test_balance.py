@@ -155,6 +155,41 @@ def test_an_interchange_only_shift_is_a_lag_of_the_interchange_alone() -> None:
     assert moved.get_column("series").to_list() == ["interchange_to_B"]
 
 
+@pytest.mark.parametrize(
+    ("ba", "partner", "when", "published"),
+    [
+        ("PJM", "MISO", datetime(2023, 1, 10, tzinfo=UTC), -4),  # standard time
+        ("PJM", "CPLE", datetime(2023, 7, 10, tzinfo=UTC), -3),  # daylight time
+        ("TEPC", "AZPS", datetime(2021, 6, 10, tzinfo=UTC), -7),
+        ("IID", "CISO", datetime(2021, 6, 10, tzinfo=UTC), 4),
+    ],
+)
+def test_packaged_interchange_lags_keep_the_published_shift_against_the_neighbour(
+    ba: str, partner: str, when: datetime, published: int
+) -> None:
+    """OGE found each lag against the neighbour's reported interchange. The clock rows now move
+    a BA's interchange too, so the lag rows are one hour larger where a clock row also applies
+    (PJM, TEPC; CISO's clock moves CISO-IID): the pair's relative shift stays the published one,
+    and the BA's balance series move with its clock."""
+    rows = [
+        (when, ba, f"interchange_to_{partner}", 1.0),
+        (when, partner, f"interchange_to_{ba}", 1.0),
+    ]
+    rows += [(when, ba, name, 1.0) for name in ("demand", "net_generation", "total_interchange")]
+    moved = apply_quirks(_long(rows), load_quirks())
+    landed = dict(
+        zip(
+            moved.get_column("region") + "/" + moved.get_column("series"),
+            moved.get_column("interval_start_utc"),
+            strict=True,
+        )
+    )
+    relative = landed[f"{ba}/interchange_to_{partner}"] - landed[f"{partner}/interchange_to_{ba}"]
+    assert relative == timedelta(hours=published)
+    assert landed[f"{ba}/demand"] == landed[f"{ba}/net_generation"]
+    assert landed[f"{ba}/demand"] == landed[f"{ba}/total_interchange"]
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_alignment_never_breaks_a_balance_the_reported_data_satisfy(seed: int) -> None:
     rng = np.random.default_rng(seed)
