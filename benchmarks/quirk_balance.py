@@ -5,7 +5,8 @@ Per row: the BA-hours of its regions and dates in the data, sum |D - (NG - TI)| 
 (reported, aligned without fixes) and after (aligned with the whole table, as `aligned/series`
 delivers it), the share of BA-hours within tolerance (1 MW or 0.1 % of D), how many BA-hours
 that balanced no longer do where their demand landed, and median |ID_rs + ID_sr| over the pairs
-whose interchange the row moves. Rows whose dates the data do not reach say so.
+whose interchange the row moves, and the share of BA-hours where TI = sum of the reported
+pairwise interchange holds. Rows whose dates the data do not reach say so.
 
 Data, one of:
     --data DIR              gridemissions scrape(s) `E_raw_*.csv` (default
@@ -93,8 +94,8 @@ def markdown(audit) -> str:
     lines = [
         "| row | dates (reported, UTC) | BA | series | fix | BA-hours | D-(NG-TI) before | "
         "after | held before | after | breaks | pair-hours | median abs(ID_rs+ID_sr) MW before | "
-        "after | verdict |",
-        "|" + "---|" * 15,
+        "after | TI = sum ID held before | after | verdict |",
+        "|" + "---|" * 17,
     ]
     for r in audit.iter_rows(named=True):
         since = "" if r["start_utc"] is None else f"{r['start_utc']:%Y-%m-%d %H}"
@@ -109,6 +110,8 @@ def markdown(audit) -> str:
             f"{pct(r['balance_pct_after'])} | {share(r['balance_held_before'])} | "
             f"{share(r['balance_held_after'])} | {r['balance_breaks']} | {r['pair_hours']} | "
             f"{mw(r['antisymmetry_mw_before'])} | {mw(r['antisymmetry_mw_after'])} | "
+            f"{share(r['interchange_sum_held_before'])} | "
+            f"{share(r['interchange_sum_held_after'])} | "
             f"{r['verdict']} |"
         )
     return "\n".join(lines)

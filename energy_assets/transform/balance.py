@@ -7,6 +7,7 @@ Dagster; nothing here changes a value (reconciliation is a separate stage).
 - Energy balance: D = NG - TI per BA-hour (EIA's sign: TI positive = net export), so the
   residual is D - (NG - TI).
 - Interchange antisymmetry: ID_rs = -ID_sr per pair and hour, so the residual is ID_rs + ID_sr.
+- Interchange sum: TI = sum over s of ID_rs per BA-hour (over the pairs the BA reports).
 
 The same identities say which series share a BA's clock: demand, net generation, total
 interchange, the fuel mix (NG = sum of fuels) and the pairwise interchange (TI = sum of ID) of one
@@ -101,4 +102,25 @@ def antisymmetry_table(long: pl.DataFrame) -> pl.DataFrame:
         pairs.with_columns((pl.col("value_mw") + pl.col("partner_value_mw")).alias("residual_mw"))
         .with_columns(holds(pl.col("residual_mw"), scale).alias("holds"))
         .sort("region", "partner", TIME_COL)
+    )
+
+
+def interchange_sum_table(long: pl.DataFrame) -> pl.DataFrame:
+    """One row per (region, hour) that reports total interchange and at least one pairwise flow.
+
+    Columns: region, interval_start_utc, total_interchange, interchange_sum (over the reported
+    pairs), residual_mw = TI - sum, and `holds` (scale: |TI|).
+    """
+    cells = long.filter(pl.col("value").is_not_null())
+    flows = cells.filter(pl.col("series").str.starts_with(INTERCHANGE_PREFIX))
+    summed = flows.group_by("region", TIME_COL).agg(pl.col("value").sum().alias("interchange_sum"))
+    total = cells.filter(pl.col("series") == TOTAL_INTERCHANGE).select(
+        "region", TIME_COL, pl.col("value").alias(TOTAL_INTERCHANGE)
+    )
+    residual = pl.col(TOTAL_INTERCHANGE) - pl.col("interchange_sum")
+    return (
+        total.join(summed, on=["region", TIME_COL], how="inner")
+        .with_columns(residual.alias("residual_mw"))
+        .with_columns(holds(pl.col("residual_mw"), pl.col(TOTAL_INTERCHANGE)).alias("holds"))
+        .sort("region", TIME_COL)
     )

@@ -24,6 +24,7 @@ from energy_assets.transform.balance import (
     INTERCHANGE_PREFIX,
     antisymmetry_table,
     balance_table,
+    interchange_sum_table,
 )
 from energy_assets.transform.grid import TIME, TIME_COL
 from energy_assets.transform.quirks import (
@@ -47,6 +48,8 @@ AUDIT_COLUMNS = [
     "pair_hours",
     "antisymmetry_mw_before",
     "antisymmetry_mw_after",
+    "interchange_sum_held_before",
+    "interchange_sum_held_after",
     "verdict",
 ]
 """balance_pct: sum |D - (NG - TI)| / sum |D| in %, over the BA-hours of the row's regions and
@@ -54,7 +57,8 @@ dates with D, NG and TI all reported; balance_held: share of those hours within 
 (`balance.holds`); balance_breaks: reported BA-hours that held and no longer hold where their
 demand landed (`balance_breaks`); antisymmetry_mw: median |ID_rs + ID_sr| over the hours of
 the pairs whose interchange the row moves (the region's side; a median, because one pair that
-never agrees, such as PJM-MISO, would dominate a mean)."""
+never agrees, such as PJM-MISO, would dominate a mean); interchange_sum_held: share of the
+BA-hours with TI and a pairwise flow where TI = sum of the reported flows holds (same hour)."""
 
 
 def balance_breaks(
@@ -106,6 +110,10 @@ def audit_quirks(
     after_long = align(raw, start, end, quirks)
     bal = {"before": balance_table(before_long), "after": balance_table(after_long)}
     pairs = {"before": antisymmetry_table(before_long), "after": antisymmetry_table(after_long)}
+    sums = {
+        "before": interchange_sum_table(before_long),
+        "after": interchange_sum_table(after_long),
+    }
     breaks = balance_breaks(raw, start, end, quirks)
     regions = sorted(set(raw.get_column("region").drop_nulls().unique()))
     series = sorted(set(raw.get_column("series").drop_nulls().unique()))
@@ -122,6 +130,7 @@ def audit_quirks(
         ]
         b, a = (t.filter(where & pl.col("holds").is_not_null()) for t in bal.values())
         pb, pa = (t.filter(where & pl.col("partner").is_in(partners)) for t in pairs.values())
+        sb, sa = (t.filter(where) if partners else t.head(0) for t in sums.values())
         rec = {
             "row": i + 2,  # the CSV line, header = 1
             **{k: rule[k] for k in RULE_COLUMNS},
@@ -134,6 +143,8 @@ def audit_quirks(
             "pair_hours": pb.height,
             "antisymmetry_mw_before": _median_abs(pb),
             "antisymmetry_mw_after": _median_abs(pa),
+            "interchange_sum_held_before": _mean(sb, "holds"),
+            "interchange_sum_held_after": _mean(sa, "holds"),
         }
         rec["verdict"] = verdict(rec)
         rows.append(rec)
@@ -159,6 +170,9 @@ def verdict(rec: dict) -> str:
             said.append(f"worsens antisymmetry ({before:.0f} -> {after:.0f} MW)")
         elif after < 0.9 * before - 1.0:
             said.append(f"improves antisymmetry ({before:.0f} -> {after:.0f} MW)")
+    held, kept = rec["interchange_sum_held_before"], rec["interchange_sum_held_after"]
+    if held is not None and kept is not None and kept < held - 0.01:
+        said.append(f"breaks TI = sum of interchange ({100 * held:.0f} -> {100 * kept:.0f} % held)")
     return "; ".join(said) or "keeps the identities"
 
 
