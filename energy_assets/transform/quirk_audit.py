@@ -74,6 +74,11 @@ def balance_breaks(
     """
     before = balance_table(align(raw, start, end, empty_quirks()))
     after = balance_table(align(raw, start, end, quirks))
+    return _followed(before, after, quirks)
+
+
+def _followed(before: pl.DataFrame, after: pl.DataFrame, quirks: pl.DataFrame) -> pl.DataFrame:
+    """`balance_breaks` on the balance tables of the rows aligned without and with `quirks`."""
     held = before.filter(pl.col("holds"))
     probe = held.select(
         TIME_COL,
@@ -114,7 +119,7 @@ def audit_quirks(
         "before": interchange_sum_table(before_long),
         "after": interchange_sum_table(after_long),
     }
-    breaks = balance_breaks(raw, start, end, quirks)
+    breaks = _followed(bal["before"], bal["after"], quirks)
     regions = sorted(set(raw.get_column("region").drop_nulls().unique()))
     series = sorted(set(raw.get_column("series").drop_nulls().unique()))
     rows = []
