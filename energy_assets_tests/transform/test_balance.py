@@ -76,7 +76,8 @@ def _world(rng: np.random.Generator, hours: int) -> pl.DataFrame:
 
 
 def _random_table(rng: np.random.Generator) -> pl.DataFrame:
-    """Shifts, flips and scales of random series subsets over random date ranges."""
+    """Shifts of random series subsets (with or without a DST zone) over random date ranges,
+    plus a sign flip of one pairwise interchange."""
     names = ["demand", "net_generation", "total_interchange", "generation_*", "interchange_*"]
     rows = []
     for _ in range(rng.integers(1, 6)):
