@@ -162,9 +162,15 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
         def stored(day: date):
             return responses_from_frame(responses.load(day.isoformat()))
 
-        return {
-            day.isoformat(): rows for day, rows in parse_days(spec, sources, _days(context), stored)
-        }
+        parsed = {}
+        for day, rows in parse_days(spec, sources, _days(context), stored):
+            # upstream legitimately sends null values (EIA `"value": null`): kept as null, counted
+            context.add_asset_metadata(
+                {"null_values": MetadataValue.int(rows["value"].null_count())},
+                partition_key=day.isoformat(),
+            )
+            parsed[day.isoformat()] = rows
+        return parsed
 
     return [_responses, _parsed]
 

@@ -70,6 +70,13 @@ def test_a_no_data_day_is_recorded_as_upstream_no_data(empty_day, tmp_path):
     assert len(recorded["raw/eia930_responses"]) == 3
     assert {line.split(" ")[0] for line in recorded["raw/caiso_responses"]} == {"load", "lmp"}
     assert len(recorded["raw/weather_responses"]) >= 1
+    weather = next(
+        e.step_materialization_data.materialization.metadata
+        for e in empty_day.get_asset_materialization_events()
+        if e.asset_key == AssetKey(["raw", "weather"])
+    )
+    # Open-Meteo's nulls are stored as nulls (counted), never as numbers
+    assert weather["null_values"].value == weather["rows"].value > 0
     found = evaluations(empty_day)
     for name in ("eia930", "caiso", "weather"):
         warn = found[(f"raw/{name}_responses", "upstream_answered_data")]
@@ -94,6 +101,11 @@ def test_a_complete_day_passes_and_records_no_upstream_gap(tmp_path):
     assert set(no_data_metadata(result)) == {
         f"raw/{n}_responses" for n in ("eia930", "caiso", "weather")
     }
-    assert AssetKey(["raw", "eia930"]) in {
-        e.asset_key for e in result.get_asset_materialization_events()
+    parsed = {
+        e.asset_key: e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
     }
+    eia = parsed[AssetKey(["raw", "eia930"])]
+    # null values upstream sent are kept as null and counted per day
+    stored = pl.read_parquet(eia["path"].value)
+    assert eia["null_values"].value == stored["value"].null_count()
