@@ -109,3 +109,11 @@ def test_a_complete_day_passes_and_records_no_upstream_gap(tmp_path):
     # null values upstream sent are kept as null and counted per day
     stored = pl.read_parquet(eia["path"].value)
     assert eia["null_values"].value == stored["value"].null_count()
+
+
+def test_the_no_data_knob_is_for_the_offline_stand_in_and_takes_real_dates():
+    with pytest.raises(ValueError, match="remove it for mode=live"):
+        SourcesResource(mode="live", no_data_days=[EMPTY_DAY])
+    with pytest.raises(ValueError, match="not an ISO date"):
+        SourcesResource(no_data_days=["2024-13-01"])
+    assert SourcesResource(no_data_days=[EMPTY_DAY]).no_data_days == [EMPTY_DAY]
