@@ -5,8 +5,10 @@
 - `raw/<source>`: the day's parsed long table (interval_start_utc, region, series, copy_index,
   value, units, source), re-parsed from the stored responses, never from the network.
 
-Asset keys: raw/eia930_responses, raw/eia930, raw/caiso_responses, raw/caiso,
-raw/weather_responses, raw/weather.
+Asset keys of the sources registered today: raw/eia930_responses, raw/eia930,
+raw/caiso_responses, raw/caiso, raw/weather_responses, raw/weather. `registered_raw_assets()`
+builds them from the registry as it is when called (the Definitions call it), so a source added
+to `SOURCES` gets its two assets with no edit here.
 
 An upstream "no data" answer (EIA total 0, OASIS error 1000, Open-Meteo nulls) is stored as
 received and recorded on the day's responses materialization as `upstream_no_data` (the answers,
