@@ -72,6 +72,8 @@ def test_refresh_job_selects_every_layer_except_ml_and_the_forecaster(tmp_path):
     every = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     assert selected == {k for k in every if graph.get(k).group_name not in ("ml", "forecast")}
     assert {k.path[0] for k in selected} >= {"raw", "aligned", "imputed", "features"}
+    # the refreshed window is fetched again: what upstream revised in it is recorded
+    assert {AssetKey(["raw", f"{name}_revisions"]) for name in SOURCES} <= selected
 
 
 def run_refresh(tmp_path):
