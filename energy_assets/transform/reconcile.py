@@ -1,0 +1,789 @@
+"""Physical reconciliation of a BA's EIA-930 series, then a spike screen on what it had to move.
+
+Belongs here: the identities EIA-930 series must satisfy, the weighted least-squares projection
+that makes them hold (numpy only, no Dagster), per-value provenance, the spike screen for the
+non-demand series that `clean.py` leaves to this step, and `identity_residuals`, an independent
+polars computation of the identities over a long table (what the blocking contract check runs).
+
+The problem (de Chalendar and Benson, Applied Energy 304 (2021) 117761; ../shared/docs/
+eia930_cleaning.md section 9), for every hour, over every BA r, pair (r, s) and fuel f of r:
+
+    minimise    sum_i w_i (x_i - x0_i)^2                   x0: the imputed values
+    subject to  NG_r - D_r - TI_r = 0                      "balance" (EIA: TI > 0 = net export)
+                TI_r - sum_s ID_rs = 0                     "interchange_sum"
+                ID_rs + ID_sr = 0                          "antisymmetry" (pairs reported both ways)
+                NG_r - sum_f NG_rf = 0                     "fuel_sum" (where the mix is reported)
+                x_i >= floor_i                             "floor" (D, NG, fuels: 1 MW by default)
+
+Series names are the pipeline's: `demand`, `net_generation`, `total_interchange`,
+`interchange_to_<BA>` (region = the reporting BA) and `generation_<fuel>`.
+
+How it is solved, for all hours of a window at once:
+- antisymmetry is eliminated exactly: the two directions of a pair become one unknown z (ID_rs =
+  z, ID_sr = -z) whose weight is the sum of both weights and whose target is their weighted mean,
+  so the pair's disagreement is split by confidence before anything else;
+- the remaining equalities A z = 0 are solved through the KKT system's Schur complement:
+  z = z0 - W^-1 A^T lam with (A W^-1 A^T) lam = A z0. The structure A is built once per window;
+  S = A W^-1 A^T is assembled for all hours from A's few nonzeros per column, hours with the same
+  weights and active set share one factorization (a daily partition's hours mostly do), and the
+  others are solved in one batched LAPACK call; one step of iterative refinement follows;
+- floors by a vectorised primal active-set loop: in every hour that violates a floor the
+  violating values are fixed at it (infinite weight), only those hours are solved again, and a
+  fixed value whose multiplier turns negative is released (one per hour and pass). There is no
+  per-hour loop in Python; `solve_reference` is the plain per-hour solver the tests compare with.
+
+Which constraints apply: a constraint exists when its series exist in the window (balance: D, NG
+and TI of the BA; sums: the total and at least one part). In an hour it is active when enough of
+its values are reported to determine the rest: balance with two of its three values, a sum with at
+least one part; antisymmetry always (one direction fills the other). A value that was null stays
+null unless an active constraint determines it.
+
+Weights (what "confidence" means here): w = cost / max(gamma, scale), where scale is the series'
+mean |value| over the UTC day (a value is moved in proportion to its size, as in gridemissions,
+whose weights are A / max(gamma, |240 h rolling mean|)), and cost is `observed_cost` for a value
+the screens passed, `imputed_cost` for one they flagged and `impute` filled (100x cheaper to move
+by default), `unfilled_cost` for a null. The scale depends only on the day, so a day's result does
+not depend on how a range is cut into runs.
+
+Provenance: `adjustment_mw` (reconciled - imputed) and `moved_by`, the constraint whose multiplier
+contributes most to the adjustment (or "floor" for a value held at its floor; "none" when it did
+not move).
+
+Spike screen (non-demand series: net generation, interchange, fuel; demand has Ruggles' screens):
+a value the screens passed is a SPIKE when its adjustment departs from the day's median adjustment
+of the series by more than `spike_factor` x max(the day's median absolute deviation of the
+adjustments, `spike_floor_share` x scale, `spike_floor_mw`): the balance with the other series says
+that hour alone is off. Spikes become cheap (imputed cost) and the window is solved again, so the
+spike absorbs the imbalance instead of its neighbours.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from energy_assets.transform.grid import (
+    HOUR_US,
+    TIME,
+    TIME_COL,
+    check_time_column,
+    matrix_to_long,
+    require_columns,
+    to_matrix,
+)
+from energy_assets.transform.quirks import glob_to_regex
+
+KINDS = ("D", "NG", "TI", "ID", "fuel")
+"""Series kinds in the balance: demand, net generation, total interchange, pairwise interchange
+(`interchange_to_<BA>`), generation by fuel (`generation_<fuel>`)."""
+_NAMED = {"demand": "D", "net_generation": "NG", "total_interchange": "TI"}
+ID_PREFIX = "interchange_to_"
+FUEL_PREFIX = "generation_"
+
+CONSTRAINTS = ("none", "balance", "interchange_sum", "fuel_sum", "antisymmetry", "floor")
+"""`moved_by` values: the constraint that moved a value most."""
+_BALANCE, _SUM_ID, _SUM_FUEL, _ANTI, _FLOOR = 1, 2, 3, 4, 5
+
+RECONCILED_SCHEMA = {
+    TIME_COL: TIME,
+    "region": pl.Utf8,
+    "series": pl.Utf8,
+    "value": pl.Float64,
+    "value_imputed": pl.Float64,
+    "adjustment_mw": pl.Float64,
+    "moved_by": pl.Utf8,
+    "is_spike": pl.Boolean,
+    "flag": pl.Utf8,
+    "method": pl.Utf8,
+    "is_observed": pl.Boolean,
+    "units": pl.Utf8,
+    "source": pl.Utf8,
+}
+
+
+class ReconcileError(ValueError):
+    """The reconciliation could not run on this input; the message says what to change."""
+
+
+class FloorRule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pattern: str = Field(description="series-name glob; `|` separates alternatives")
+    floor_mw: float | None = Field(description="lower bound in MW; None: no floor")
+
+
+DEFAULT_FLOORS: tuple[FloorRule, ...] = (
+    FloorRule(pattern="demand|net_generation", floor_mw=1.0),
+    # storage charges from the grid (negative for hours: physical); solar reports its plants'
+    # night-time station load as small negative generation (-50 MW is common in CISO), so a
+    # 1 MW floor would push that load into the other fuels every night
+    FloorRule(pattern="generation_bat|generation_ps|generation_sun", floor_mw=None),
+    FloorRule(pattern="generation_*", floor_mw=1.0),
+)
+GRIDEMISSIONS_FLOORS: tuple[FloorRule, ...] = (
+    FloorRule(pattern="demand|net_generation|generation_*", floor_mw=1.0),
+)
+"""gridemissions' CvxCleaner: D, NG and every fuel >= 1 MW (its basic cleaner clips solar to 0)."""
+
+
+class ReconcileConfig(BaseModel):
+    """Weights, floors and spike-screen thresholds of `reconcile` (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    observed_cost: float = Field(1.0, gt=0, description="cost of moving a screened-good value")
+    imputed_cost: float = Field(0.01, gt=0, description="cost of moving a flagged/filled value")
+    unfilled_cost: float = Field(1e-6, gt=0, description="cost of a null (free to fill)")
+    gamma_mw: float = Field(10.0, gt=0, description="scale floor (gridemissions' GAMMA)")
+    floors: tuple[FloorRule, ...] = DEFAULT_FLOORS
+    spike_factor: float = Field(5.0, gt=0)
+    spike_floor_share: float = Field(0.05, ge=0, description="of the series' daily scale")
+    spike_floor_mw: float = Field(10.0, ge=0)
+    spike_screen: bool = True
+    max_active_set_passes: int = Field(100, ge=1)
+
+    def floor_of(self, series: list[str]) -> np.ndarray:
+        out = np.full(len(series), -np.inf)
+        done = np.zeros(len(series), dtype=bool)
+        for rule in self.floors:
+            rx = re.compile(glob_to_regex(rule.pattern))
+            hit = np.array([not d and bool(rx.match(s)) for s, d in zip(series, done, strict=True)])
+            if hit.any():
+                out[hit] = -np.inf if rule.floor_mw is None else rule.floor_mw
+                done |= hit
+        return out
+
+
+def series_kind(series: str) -> str | None:
+    """The balance kind of a pipeline series name, None when it is not in the balance."""
+    if series in _NAMED:
+        return _NAMED[series]
+    if series.startswith(ID_PREFIX) and len(series) > len(ID_PREFIX):
+        return "ID"
+    if series.startswith(FUEL_PREFIX) and len(series) > len(FUEL_PREFIX):
+        return "fuel"
+    return None
+
+
+# --------------------------------------------------------------------------- the structure
+
+
+@dataclass(frozen=True)
+class BalanceSystem:
+    """The identities of one window's variables, built once and shared by all its hours.
+
+    Variables x (n) are (region, series) columns; unknowns z (nz) are x with the two directions
+    of each reported pair merged (x_i = sign_i * z[z_of_i]). A (m, nz) holds the balance and sum
+    constraints over z; a constraint is active in an hour when at least `min_present[k]` of its
+    `terms[k]` variables have a value."""
+
+    regions: list[str]
+    series: list[str]
+    kind: list[str]
+    names: list[str]  # constraint k: "balance:CISO", "interchange_sum:CISO", "fuel_sum:CISO"
+    constraint_kind: np.ndarray  # (m,) codes into CONSTRAINTS
+    C: np.ndarray  # (m, n) coefficients over x (the constraints as written)
+    A: np.ndarray  # (m, nz) the same over z: C with each pair's columns merged
+    terms: np.ndarray  # (m, n) bool
+    min_present: np.ndarray  # (m,)
+    z_of: np.ndarray  # (n,)
+    sign: np.ndarray  # (n,)
+    merged: np.ndarray  # (n,) bool: part of an antisymmetric pair
+    pairs: np.ndarray  # (p, 2) variable indices of the pairs
+    floor: np.ndarray  # (n,) -inf = none
+    floor_z: np.ndarray  # (nz,)
+
+    @property
+    def n(self) -> int:
+        return len(self.series)
+
+    @property
+    def nz(self) -> int:
+        return self.A.shape[1]
+
+    @property
+    def m(self) -> int:
+        return self.A.shape[0]
+
+
+def balance_system(
+    regions: list[str], series: list[str], floors: np.ndarray | None = None
+) -> BalanceSystem:
+    """The constraints among the given (region, series) variables (non-balance series refused)."""
+    kind = [series_kind(s) for s in series]
+    bad = [f"{r}/{s}" for r, s, k in zip(regions, series, kind, strict=True) if k is None]
+    if bad:
+        raise ReconcileError(
+            f"series {bad[:5]} are not in the balance; pass only demand, net_generation, "
+            "total_interchange, interchange_to_<BA> and generation_<fuel> rows"
+        )
+    n = len(series)
+    index: dict[tuple[str, str], int] = {}
+    for i, key in enumerate(zip(regions, series, strict=True)):
+        if key in index:
+            raise ReconcileError(f"variable {key} appears twice; pass one column per series")
+        index[key] = i
+    # merge the two directions of each reported pair
+    z_of = np.arange(n)
+    sign = np.ones(n)
+    merged = np.zeros(n, dtype=bool)
+    pairs = []
+    for i in range(n):
+        if kind[i] != "ID" or merged[i]:
+            continue
+        other = index.get((series[i][len(ID_PREFIX) :], ID_PREFIX + regions[i]))
+        if other is not None and other != i:
+            z_of[other], sign[other] = i, -1.0
+            merged[[i, other]] = True
+            pairs.append((i, other))
+    used = np.unique(z_of)
+    renumber = np.full(n, -1)
+    renumber[used] = np.arange(len(used))
+    z_of = renumber[z_of]
+    nz = len(used)
+
+    names, ckind, rows, min_present = [], [], [], []
+
+    def add(name: str, code: int, coef: dict[int, float], need: int) -> None:
+        names.append(name)
+        ckind.append(code)
+        rows.append(coef)
+        min_present.append(need)
+
+    for region in sorted(set(regions)):
+        own = {series[i]: i for i in range(n) if regions[i] == region}
+        d, ng, ti = own.get("demand"), own.get("net_generation"), own.get("total_interchange")
+        if d is not None and ng is not None and ti is not None:
+            add(f"balance:{region}", _BALANCE, {ng: 1.0, d: -1.0, ti: -1.0}, 2)
+        ids = [i for s, i in own.items() if kind[i] == "ID"]
+        if ti is not None and ids:
+            add(f"interchange_sum:{region}", _SUM_ID, {ti: 1.0, **dict.fromkeys(ids, -1.0)}, 1)
+        fuels = [i for s, i in own.items() if kind[i] == "fuel"]
+        if ng is not None and fuels:
+            add(f"fuel_sum:{region}", _SUM_FUEL, {ng: 1.0, **dict.fromkeys(fuels, -1.0)}, 1)
+    m = len(rows)
+    C = np.zeros((m, n))
+    terms = np.zeros((m, n), dtype=bool)
+    for k, coef in enumerate(rows):
+        for i, c in coef.items():
+            C[k, i] = c
+            terms[k, i] = True
+        if ckind[k] in (_SUM_ID, _SUM_FUEL):  # the sums need a part present, not the total
+            total = next(i for i, c in coef.items() if c > 0)
+            terms[k, total] = False
+    T = np.zeros((n, nz))  # x = T z
+    T[np.arange(n), z_of] = sign
+    A = C @ T
+    floor = np.full(n, -np.inf) if floors is None else np.asarray(floors, dtype=float)
+    if np.isfinite(floor[merged]).any():
+        raise ReconcileError("a floor on pairwise interchange is not supported (it has a sign)")
+    floor_z = np.full(nz, -np.inf)
+    floor_z[z_of[~merged]] = floor[~merged]
+    return BalanceSystem(
+        regions=list(regions),
+        series=list(series),
+        kind=[k or "" for k in kind],
+        names=names,
+        constraint_kind=np.array(ckind, dtype=np.int8),
+        C=C,
+        A=A,
+        terms=terms,
+        min_present=np.array(min_present),
+        z_of=z_of,
+        sign=sign,
+        merged=merged,
+        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
+        floor=floor,
+        floor_z=floor_z,
+    )
+
+
+# ------------------------------------------------------------------------------ the solver
+
+
+@dataclass(frozen=True)
+class Solution:
+    value: np.ndarray  # (H, n) reconciled; NaN where the input was null and nothing determined it
+    adjustment: np.ndarray  # (H, n) value - input (NaN where the input was null)
+    moved_by: np.ndarray  # (H, n) int8 codes into CONSTRAINTS
+    active: np.ndarray  # (H, m) bool
+    at_floor: np.ndarray  # (H, n) bool
+    passes: int  # active-set passes
+
+
+def solve(system: BalanceSystem, x0: np.ndarray, w: np.ndarray, max_passes: int = 100) -> Solution:
+    """Reconcile every hour (row) of `x0` (H, n) with weights `w` (H, n, > 0); NaN = null."""
+    x0 = np.asarray(x0, dtype=float)
+    w = np.asarray(w, dtype=float)
+    if x0.shape != w.shape or x0.ndim != 2 or x0.shape[1] != system.n:
+        raise ReconcileError(
+            f"values {x0.shape} and weights {w.shape} must both be (hours, {system.n})"
+        )
+    if not (np.isfinite(w).all() and (w > 0).all()):
+        raise ReconcileError("weights must be finite and > 0 (a null value gets a small weight)")
+    present = ~np.isnan(x0)
+    base = np.where(present, x0, 0.0)
+    active = (present.astype(np.int64) @ system.terms.T) >= system.min_present
+    # merge pairs: z-space weights and targets
+    nz = system.nz
+    hours = x0.shape[0]
+    wz = np.zeros((hours, nz))
+    np.add.at(wz.T, system.z_of, w.T)
+    z0 = np.zeros((hours, nz))
+    np.add.at(z0.T, system.z_of, (w * base * system.sign).T)
+    z0 /= wz
+    with _one_blas_thread():
+        z, lam, fixed, passes = _active_set(system, z0, wz, active, max_passes)
+
+    value = z[:, system.z_of] * system.sign
+    determined = present | ((active.astype(np.int64) @ (system.C != 0)) > 0)
+    value = np.where(determined, value, np.nan)
+    adjustment = np.where(present, value - base, np.nan)
+    moved_by = _provenance(system, z0, wz, lam, fixed, base, value, present)
+    return Solution(
+        value=value,
+        adjustment=adjustment,
+        moved_by=moved_by,
+        active=active,
+        at_floor=fixed[:, system.z_of],
+        passes=passes,
+    )
+
+
+REFINE_ABOVE_MW = 1e-9
+"""An hour whose identities are off by more than this after the solve is refined once."""
+
+_BLAS_SETTERS = (
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+)
+
+
+@functools.cache
+def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """numpy's bundled OpenBLAS thread getter/setter, or None (another BLAS: left alone)."""
+    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for path in sorted(libs.glob("*openblas*.so*")) if libs.is_dir() else []:
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        for get, set_ in _BLAS_SETTERS:
+            if hasattr(lib, get) and hasattr(lib, set_):
+                return getattr(lib, get), getattr(lib, set_)
+    return None
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """The batched solves factor hundreds of ~200 x 200 matrices, one LAPACK call each. OpenBLAS
+    splits each call over its threads, which for matrices this small is pure overhead: on the
+    2-core machine under load, (241, 210, 210) took 3.6 s CPU (12 s wall) with 2 threads and
+    0.1 s (0.6 s) with one. The setting is process-wide, so it is restored afterwards."""
+    blas = _openblas()
+    if blas is None:
+        yield
+        return
+    get, set_ = blas
+    before = int(get())
+    set_(1)
+    try:
+        yield
+    finally:
+        set_(before)
+
+
+def _schur_entries(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """S = A diag(v) A^T as a gather: S.flat[pos[u]] = sum over entries e in group u of
+    coef[e] * v[col[e]]. Each column of A has at most a few nonzeros (a value is in one or two
+    constraints), so this is O(nonzeros) per hour instead of O(m^2 nz)."""
+    m = A.shape[0]
+    pos, col, coef = [], [], []
+    for j in range(A.shape[1]):
+        rows = np.flatnonzero(A[:, j])
+        for a in rows:
+            for b in rows:
+                pos.append(a * m + b)
+                col.append(j)
+                coef.append(A[a, j] * A[b, j])
+    pos_a, col_a, coef_a = np.array(pos, dtype=np.int64), np.array(col), np.array(coef)
+    order = np.argsort(pos_a, kind="stable")
+    pos_a, col_a, coef_a = pos_a[order], col_a[order], coef_a[order]
+    starts = np.flatnonzero(np.r_[True, pos_a[1:] != pos_a[:-1]]) if len(pos_a) else pos_a
+    return pos_a[starts], starts, col_a, coef_a
+
+
+def _solve_equalities(
+    system: BalanceSystem,
+    target: np.ndarray,
+    winv: np.ndarray,
+    active: np.ndarray,
+    entries: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """min sum (z - target)^2 / winv s.t. the active rows of A z = 0, for every hour at once."""
+    A, m = system.A, system.m
+    hours = target.shape[0]
+    if m == 0:
+        return target.copy(), np.zeros((hours, 0))
+    # hours with identical weights and active rows share one matrix (and one factorization)
+    pattern = np.concatenate([winv, active.astype(float)], axis=1)
+    unique, first, inverse = np.unique(pattern, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    upos, starts, col, coef = entries
+    S = np.zeros((len(unique), m * m))
+    if len(col):
+        S[:, upos] = np.add.reduceat(winv[first][:, col] * coef, starts, axis=1)
+    S = S.reshape(-1, m, m)
+    act = active[first]
+    S *= act[:, :, None] & act[:, None, :]
+    diag = np.arange(m)
+    S[:, diag, diag] += ~act  # an inactive row: lam_k = 0
+    for k in np.flatnonzero((np.abs(S[:, diag, diag]) < 1e-300).any(axis=0)):
+        S[S[:, k, k] == 0, k, k] = 1.0  # an active row whose values are all fixed: no lever
+
+    def lam_for(rhs: np.ndarray, matrix_of: np.ndarray) -> np.ndarray:
+        """Solve S[matrix_of[h]] lam_h = rhs_h for every row h."""
+        out = np.empty_like(rhs)
+        counts = np.bincount(matrix_of, minlength=len(unique))
+        single = np.flatnonzero(counts[matrix_of] == 1)
+        if len(single):  # one batched LAPACK call for hours with a matrix of their own
+            out[single] = np.linalg.solve(S[matrix_of[single]], rhs[single][..., None])[..., 0]
+        for p in np.flatnonzero(counts > 1):  # shared matrices: factor once, solve many
+            rows = np.flatnonzero(matrix_of == p)
+            out[rows] = np.linalg.solve(S[p], rhs[rows].T).T
+        return out
+
+    def residual(z: np.ndarray) -> np.ndarray:
+        return (z @ A.T) * active
+
+    lam = lam_for(residual(target), inverse)
+    z = target - winv * (lam @ A)
+    left = residual(z)
+    loose = np.abs(left).max(axis=1, initial=0.0) > REFINE_ABOVE_MW
+    if loose.any():  # one step of iterative refinement where round-off left > 1e-9 MW
+        lam_fix = lam_for(left[loose], inverse[loose])
+        lam[loose] += lam_fix
+        z[loose] -= winv[loose] * (lam_fix @ A)
+    return z, lam
+
+
+def _active_set(
+    system: BalanceSystem, z0: np.ndarray, wz: np.ndarray, active: np.ndarray, max_passes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    hours = z0.shape[0]
+    floor = system.floor_z
+    bounded = np.isfinite(floor)
+    fixed = np.zeros(z0.shape, dtype=bool)
+    z = np.empty_like(z0)
+    lam = np.zeros((hours, system.m))
+    entries = _schur_entries(system.A)
+    todo = np.arange(hours)
+    tol = 1e-7
+    passes = 0
+    while len(todo):
+        passes += 1
+        if passes > max_passes:
+            raise ReconcileError(
+                f"the floors' active set did not settle in {max_passes} passes for "
+                f"{len(todo)} hours; raise ReconcileConfig.max_active_set_passes or check the "
+                "floors (a reported value far below its floor in every series of a BA)"
+            )
+        f = fixed[todo]
+        target = np.where(f, floor, z0[todo])
+        winv = np.where(f, 0.0, 1.0 / wz[todo])
+        z[todo], lam[todo] = _solve_equalities(system, target, winv, active[todo], entries)
+        sub = z[todo]
+        violated = bounded & ~f & (sub < floor - tol)
+        # multiplier of a fixed floor, per unit weight (MW): negative = it wants to move up
+        mu = (floor - z0[todo]) + (lam[todo] @ system.A) / wz[todo]
+        mu = np.where(f, mu, np.inf)
+        new_todo = []
+        grow = violated.any(axis=1)
+        fixed[todo[grow]] |= violated[grow]
+        new_todo.append(todo[grow])
+        settled = ~grow
+        release = settled & (mu.min(axis=1) < -tol)
+        if release.any():
+            worst = mu[release].argmin(axis=1)
+            fixed[todo[release], worst] = False
+            new_todo.append(todo[release])
+        todo = np.sort(np.concatenate(new_todo))
+    return z, lam, fixed, passes
+
+
+def _provenance(
+    system: BalanceSystem,
+    z0: np.ndarray,
+    wz: np.ndarray,
+    lam: np.ndarray,
+    fixed: np.ndarray,
+    base: np.ndarray,
+    value: np.ndarray,
+    present: np.ndarray,
+) -> np.ndarray:
+    """Per value, the constraint contributing most to its adjustment (CONSTRAINTS codes)."""
+    n = base.shape[1]
+    A, z_of, sign = system.A, system.z_of, system.sign
+    degree = (A != 0).sum(axis=0)
+    dmax = int(degree.max()) if A.size else 0
+    touch = np.full((system.nz, max(dmax, 1)), -1)
+    for j in range(system.nz):
+        rows = np.flatnonzero(A[:, j])
+        touch[j, : len(rows)] = rows
+    valid = touch >= 0
+    safe = np.where(valid, touch, 0)
+    coef = np.where(valid, A[safe, np.arange(system.nz)[:, None]], 0.0)
+    # contribution of constraint touch[j, d] to z_j: -winv_j * A[k, j] * lam_k
+    contrib_z = -(coef[None] * lam[:, safe]) / wz[:, :, None]  # (H, nz, d)
+    contrib = contrib_z[:, z_of, :] * sign[None, :, None]  # (H, n, d)
+    anti = np.where(system.merged, z0[:, z_of] * sign - base, 0.0)  # the pair's own split
+    options = np.concatenate([np.abs(contrib), np.abs(anti)[..., None]], axis=2)
+    codes = np.concatenate(
+        [np.where(valid, system.constraint_kind[safe], 0)[z_of], np.full((n, 1), _ANTI)], axis=1
+    )
+    best = options.argmax(axis=2)
+    moved = np.take_along_axis(np.broadcast_to(codes, options.shape), best[..., None], 2)[..., 0]
+    moved = moved.astype(np.int8)
+    moved = np.where(fixed[:, z_of], _FLOOR, moved)
+    still = np.abs(np.where(present, value - base, np.where(np.isnan(value), 0.0, 1.0))) < 1e-6
+    return np.where(still, 0, moved).astype(np.int8)
+
+
+def solve_reference(
+    system: BalanceSystem, x0: np.ndarray, w: np.ndarray, active: np.ndarray
+) -> np.ndarray:
+    """The plain per-hour solver the tests compare `solve` with: for each hour, the full KKT
+    system over x (every antisymmetry row explicit, no merging), with floors by enumerating
+    which bounded values sit at their floor and keeping the cheapest feasible point
+    (exponential: for small hand-built cases only). Returns x (H, n)."""
+    from itertools import product
+
+    n = system.n
+    anti = []
+    for i, j in system.pairs:
+        row = np.zeros(n)
+        row[[i, j]] = 1.0
+        anti.append(row)
+    bounded = np.flatnonzero(np.isfinite(system.floor))
+    out = np.empty_like(x0)
+    for h in range(x0.shape[0]):
+        base = np.where(np.isnan(x0[h]), 0.0, x0[h])
+        eqs = [system.C[k] for k in range(system.m) if active[h, k]] + anti
+        best, best_cost = None, np.inf
+        for at in product([False, True], repeat=len(bounded)):
+            rows, rhs = list(eqs), [0.0] * len(eqs)
+            for i in bounded[np.array(at, dtype=bool)]:
+                rows.append(np.eye(n)[i])
+                rhs.append(system.floor[i])
+            E = np.array(rows).reshape(-1, n)
+            kkt = np.block([[np.diag(2 * w[h]), E.T], [E, np.zeros((len(rows), len(rows)))]])
+            sol = np.linalg.lstsq(kkt, np.r_[2 * w[h] * base, rhs], rcond=None)[0][:n]
+            feasible = (sol[bounded] >= system.floor[bounded] - 1e-6).all()
+            if not feasible or np.abs(E @ sol - np.array(rhs)).max(initial=0) > 1e-6:
+                continue
+            cost = float(np.sum(w[h] * (sol - base) ** 2))
+            if cost < best_cost:
+                best, best_cost = sol, cost
+        if best is None:
+            raise ReconcileError(f"hour {h}: no feasible point")
+        out[h] = best
+    return out
+
+
+# ------------------------------------------------------------------ the long-table entry point
+
+
+def value_weights(
+    values: np.ndarray, observed: np.ndarray, day_of_row: np.ndarray, config: ReconcileConfig
+) -> np.ndarray:
+    """w = cost / max(gamma, scale): scale = mean |value| of the column over its UTC day."""
+    scale = _daily(np.abs(values), day_of_row, np.nanmean)
+    scale = np.where(np.isnan(scale), config.gamma_mw, np.maximum(scale, config.gamma_mw))
+    cost = np.where(
+        np.isnan(values),
+        config.unfilled_cost,
+        np.where(observed, config.observed_cost, config.imputed_cost),
+    )
+    return cost / scale
+
+
+def _daily(x: np.ndarray, day_of_row: np.ndarray, stat) -> np.ndarray:
+    """stat over each column's rows of the same day, broadcast back to the rows (nan-aware)."""
+    out = np.full(x.shape, np.nan)
+    for day in np.unique(day_of_row):  # a window holds a handful of days
+        rows = day_of_row == day
+        block = x[rows]
+        with np.errstate(all="ignore"):
+            has = ~np.isnan(block).all(axis=0)
+            values = np.full(block.shape[1], np.nan)
+            if has.any():
+                values[has] = stat(block[:, has], axis=0)
+        out[rows] = values
+    return out
+
+
+def spike_screen(
+    adjustment: np.ndarray,
+    values: np.ndarray,
+    observed: np.ndarray,
+    screened: np.ndarray,
+    day_of_row: np.ndarray,
+    config: ReconcileConfig,
+) -> np.ndarray:
+    """(H, n) bool: observed values of the `screened` columns whose adjustment stands out of
+    the day's adjustments of the same series (see the module docstring)."""
+    centre = _daily(adjustment, day_of_row, np.nanmedian)
+    deviation = np.abs(adjustment - centre)
+    spread = _daily(deviation, day_of_row, np.nanmedian)
+    scale = _daily(np.abs(values), day_of_row, np.nanmean)
+    limit = config.spike_factor * np.fmax(
+        np.fmax(spread, config.spike_floor_share * scale), config.spike_floor_mw
+    )
+    spikes = (deviation > limit) & observed & screened[None, :]
+    return np.where(np.isnan(deviation), False, spikes)
+
+
+def reconcile(imputed: pl.DataFrame, config: ReconcileConfig | None = None) -> pl.DataFrame:
+    """Reconcile the balance series of a window of `imputed/series` rows, all hours at once.
+
+    `imputed`: rows with interval_start_utc, region, series, value, flag, method, is_observed,
+    units, source (other series than the balance's are ignored). Returns one row per balance
+    series and hour, columns RECONCILED_SCHEMA, sorted by (region, series, time).
+    """
+    cfg = config or ReconcileConfig()
+    needed = [TIME_COL, "region", "series", "value", "flag", "method", "is_observed"]
+    require_columns(imputed, needed, "reconcile input")
+    frame = check_time_column(imputed, "reconcile input")
+    for col in ("units", "source"):
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(col))
+    kinds = frame.get_column("series").map_elements(series_kind, return_dtype=pl.Utf8)
+    frame = frame.filter(kinds.is_not_null())
+    if frame.height == 0:
+        return pl.DataFrame(schema=RECONCILED_SCHEMA)
+    frame = frame.with_columns(pl.col("is_observed").cast(pl.Float64).alias("_observed"))
+    keys, t0_us, n_hours, mats = to_matrix(
+        frame, ["value", "_observed"], key_attrs=("units", "source")
+    )
+    x0, observed = mats["value"], mats["_observed"] == 1.0
+    regions = keys.get_column("region").to_list()
+    series = keys.get_column("series").to_list()
+    system = balance_system(regions, series, cfg.floor_of(series))
+    day_of_row = (t0_us // HOUR_US + np.arange(n_hours)) // 24
+    weights = value_weights(x0, observed, day_of_row, cfg)
+    result = solve(system, x0, weights, cfg.max_active_set_passes)
+    spikes = np.zeros(x0.shape, dtype=bool)
+    if cfg.spike_screen:
+        screened = np.array([k != "D" for k in system.kind])
+        spikes = spike_screen(result.adjustment, x0, observed, screened, day_of_row, cfg)
+        if spikes.any():  # solve again with the spikes cheap to move
+            cheap = value_weights(x0, observed & ~spikes, day_of_row, cfg)
+            result = solve(system, x0, cheap, cfg.max_active_set_passes)
+    frame_rows = frame.select(TIME_COL, "region", "series", "flag", "method", "is_observed")
+    out = matrix_to_long(
+        keys,
+        t0_us,
+        {
+            "value": result.value,
+            "value_imputed": x0,
+            "adjustment_mw": result.adjustment,
+            "_moved": result.moved_by.astype(np.int64),
+            "is_spike": spikes,
+        },
+    )
+    out = out.with_columns(
+        pl.Series(CONSTRAINTS).gather(out.get_column("_moved")).alias("moved_by")
+    ).join(frame_rows, on=[TIME_COL, "region", "series"], how="left", maintain_order="left")
+    return out.select(list(RECONCILED_SCHEMA)).cast(RECONCILED_SCHEMA)
+
+
+# ------------------------------------------------------------- the identities, independently
+
+IDENTITIES = ("balance", "interchange_sum", "fuel_sum", "antisymmetry")
+
+
+def identity_residuals(frame: pl.DataFrame, value: str = "value") -> pl.DataFrame:
+    """Residual (MW) of every identity that a long table's rows fully determine, per hour.
+
+    Computed with polars from the rows alone (no solver structure), so the contract check
+    judges the solver independently. An identity is evaluated when all its values are present:
+    balance NG - D - TI (the BA reports all three); interchange_sum TI - sum of the BA's
+    interchange_to_*; fuel_sum NG - sum of its generation_*; antisymmetry ID_rs + ID_sr (both
+    directions reported). Columns: interval_start_utc, identity, region, counterpart (the other
+    BA of a pair, else null), residual_mw.
+    """
+    rows = frame.select(TIME_COL, "region", "series", pl.col(value).alias("v"))
+    key = [TIME_COL, "region"]
+    named = rows.filter(pl.col("series").is_in(list(_NAMED))).pivot(
+        on="series", index=key, values="v", aggregate_function="first"
+    )
+    for name in _NAMED:
+        if name not in named.columns:
+            named = named.with_columns(pl.lit(None, pl.Float64).alias(name))
+
+    def parts(prefix: str, alias: str) -> pl.DataFrame:
+        return (
+            rows.filter(pl.col("series").str.starts_with(prefix))
+            .group_by(key)
+            .agg(pl.col("v").sum().alias(alias), pl.col("v").null_count().alias(alias + "_nulls"))
+        )
+
+    def out(df: pl.DataFrame, identity: str, residual: pl.Expr) -> pl.DataFrame:
+        return df.select(
+            TIME_COL,
+            pl.lit(identity).alias("identity"),
+            "region",
+            pl.lit(None, pl.Utf8).alias("counterpart"),
+            residual.alias("residual_mw"),
+        ).drop_nulls("residual_mw")
+
+    d, ng, ti = pl.col("demand"), pl.col("net_generation"), pl.col("total_interchange")
+    balance = out(named, "balance", ng - d - ti)
+    ids = named.join(parts(ID_PREFIX, "id_sum"), on=key, how="inner").filter(
+        pl.col("id_sum_nulls") == 0
+    )
+    fuels = named.join(parts(FUEL_PREFIX, "fuel_sum"), on=key, how="inner").filter(
+        pl.col("fuel_sum_nulls") == 0
+    )
+    pair_rows = rows.filter(pl.col("series").str.starts_with(ID_PREFIX)).with_columns(
+        pl.col("series").str.strip_prefix(ID_PREFIX).alias("counterpart")
+    )
+    pairs = (
+        pair_rows.join(
+            pair_rows.select(
+                TIME_COL,
+                pl.col("counterpart").alias("region"),
+                pl.col("region").alias("counterpart"),
+                pl.col("v").alias("v_back"),
+            ),
+            on=[TIME_COL, "region", "counterpart"],
+            how="inner",
+        )
+        .filter(pl.col("region") < pl.col("counterpart"))
+        .select(
+            TIME_COL,
+            pl.lit("antisymmetry").alias("identity"),
+            "region",
+            "counterpart",
+            (pl.col("v") + pl.col("v_back")).alias("residual_mw"),
+        )
+        .drop_nulls("residual_mw")
+    )
+    return pl.concat(
+        [
+            balance,
+            out(ids, "interchange_sum", ti - pl.col("id_sum")),
+            out(fuels, "fuel_sum", ng - pl.col("fuel_sum")),
+            pairs,
+        ],
+        how="vertical",
+    ).sort(TIME_COL, "identity", "region", "counterpart")
