@@ -53,8 +53,9 @@ Spike screen (non-demand series: net generation, interchange, fuel; demand has R
 a value the screens passed is a SPIKE when its adjustment departs from the day's median adjustment
 of the series by more than `spike_factor` x max(the day's median absolute deviation of the
 adjustments, `spike_floor_share` x scale, `spike_floor_mw`): the balance with the other series says
-that hour alone is off. Spikes become cheap (imputed cost) and the window is solved again, so the
-spike absorbs the imbalance instead of its neighbours.
+that hour alone is off. The first solve spreads one bad value's imbalance over every series of its
+BA, so per BA and hour only the series that stands out most is flagged; it becomes cheap (imputed
+cost), the window is solved again and screened again, up to `spike_passes` rounds.
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ class ReconcileConfig(BaseModel):
     spike_floor_share: float = Field(0.05, ge=0, description="of the series' daily scale")
     spike_floor_mw: float = Field(10.0, ge=0)
     spike_screen: bool = True
+    spike_passes: int = Field(
+        3, ge=1, description="screen/solve rounds (one spike per BA-hour each)"
+    )
     max_active_set_passes: int = Field(100, ge=1)
 
     def floor_of(self, series: list[str]) -> np.ndarray:
@@ -331,7 +335,11 @@ def solve(system: BalanceSystem, x0: np.ndarray, w: np.ndarray, max_passes: int 
         raise ReconcileError("weights must be finite and > 0 (a null value gets a small weight)")
     present = ~np.isnan(x0)
     base = np.where(present, x0, 0.0)
-    active = (present.astype(np.int64) @ system.terms.T) >= system.min_present
+    # a direction of a pair counts as reported when either direction is (antisymmetry fills it)
+    reported_z = np.zeros((x0.shape[0], system.nz), dtype=np.int64)
+    np.add.at(reported_z.T, system.z_of, present.T.astype(np.int64))
+    reported = reported_z[:, system.z_of] > 0
+    active = (reported.astype(np.int64) @ system.terms.T) >= system.min_present
     # merge pairs: z-space weights and targets
     nz = system.nz
     hours = x0.shape[0]
@@ -344,7 +352,7 @@ def solve(system: BalanceSystem, x0: np.ndarray, w: np.ndarray, max_passes: int 
         z, lam, fixed, passes = _active_set(system, z0, wz, active, max_passes)
 
     value = z[:, system.z_of] * system.sign
-    determined = present | ((active.astype(np.int64) @ (system.C != 0)) > 0)
+    determined = reported | ((active.astype(np.int64) @ (system.C != 0)) > 0)
     value = np.where(determined, value, np.nan)
     adjustment = np.where(present, value - base, np.nan)
     moved_by = _provenance(system, z0, wz, lam, fixed, base, value, present)
@@ -639,8 +647,9 @@ def spike_screen(
     day_of_row: np.ndarray,
     config: ReconcileConfig,
 ) -> np.ndarray:
-    """(H, n) bool: observed values of the `screened` columns whose adjustment stands out of
-    the day's adjustments of the same series (see the module docstring)."""
+    """(H, n) how far each adjustment stands out of the day's adjustments of its series, in
+    units of its limit (> 1: a spike candidate); 0 for columns not `screened`, values not
+    observed and nulls. See the module docstring for the limit."""
     centre = _daily(adjustment, day_of_row, np.nanmedian)
     deviation = np.abs(adjustment - centre)
     spread = _daily(deviation, day_of_row, np.nanmedian)
@@ -648,8 +657,19 @@ def spike_screen(
     limit = config.spike_factor * np.fmax(
         np.fmax(spread, config.spike_floor_share * scale), config.spike_floor_mw
     )
-    spikes = (deviation > limit) & observed & screened[None, :]
-    return np.where(np.isnan(deviation), False, spikes)
+    ratio = np.where(observed & screened[None, :], deviation / limit, 0.0)
+    return np.nan_to_num(ratio, nan=0.0)
+
+
+def _worst_per_region(ratio: np.ndarray, region_starts: np.ndarray) -> np.ndarray:
+    """True where a column holds its region's largest ratio in that hour, and it exceeds 1.
+    One imbalance spreads over every series of the BA in the first solve; only the series
+    that stands out most is the spike (after it is made cheap the others barely move)."""
+    if ratio.shape[1] == 0:
+        return np.zeros(ratio.shape, dtype=bool)
+    region_max = np.maximum.reduceat(ratio, region_starts, axis=1)
+    width = np.diff(np.r_[region_starts, ratio.shape[1]])
+    return (ratio > 1.0) & (ratio >= np.repeat(region_max, width, axis=1))
 
 
 def reconcile(imputed: pl.DataFrame, config: ReconcileConfig | None = None) -> pl.DataFrame:
@@ -682,12 +702,17 @@ def reconcile(imputed: pl.DataFrame, config: ReconcileConfig | None = None) -> p
     weights = value_weights(x0, observed, day_of_row, cfg)
     result = solve(system, x0, weights, cfg.max_active_set_passes)
     spikes = np.zeros(x0.shape, dtype=bool)
-    if cfg.spike_screen:
-        screened = np.array([k != "D" for k in system.kind])
-        spikes = spike_screen(result.adjustment, x0, observed, screened, day_of_row, cfg)
-        if spikes.any():  # solve again with the spikes cheap to move
-            cheap = value_weights(x0, observed & ~spikes, day_of_row, cfg)
-            result = solve(system, x0, cheap, cfg.max_active_set_passes)
+    screened = np.array([k != "D" for k in system.kind])
+    region_codes = np.array(regions)
+    starts = np.flatnonzero(np.r_[True, region_codes[1:] != region_codes[:-1]])
+    for _ in range(cfg.spike_passes if cfg.spike_screen else 0):
+        ratio = spike_screen(result.adjustment, x0, observed & ~spikes, screened, day_of_row, cfg)
+        new = _worst_per_region(ratio, starts)
+        if not new.any():
+            break
+        spikes |= new  # solve again with the spikes cheap to move
+        cheap = value_weights(x0, observed & ~spikes, day_of_row, cfg)
+        result = solve(system, x0, cheap, cfg.max_active_set_passes)
     frame_rows = frame.select(TIME_COL, "region", "series", "flag", "method", "is_observed")
     out = matrix_to_long(
         keys,
@@ -703,6 +728,11 @@ def reconcile(imputed: pl.DataFrame, config: ReconcileConfig | None = None) -> p
     out = out.with_columns(
         pl.Series(CONSTRAINTS).gather(out.get_column("_moved")).alias("moved_by")
     ).join(frame_rows, on=[TIME_COL, "region", "series"], how="left", maintain_order="left")
+    out = out.with_columns(  # hours the input did not have (imputed/series is hourly complete)
+        pl.col("flag").fill_null("MISSING"),
+        pl.col("method").fill_null("unfilled"),
+        pl.col("is_observed").fill_null(False),
+    )
     return out.select(list(RECONCILED_SCHEMA)).cast(RECONCILED_SCHEMA)
 
 
@@ -787,3 +817,35 @@ def identity_residuals(frame: pl.DataFrame, value: str = "value") -> pl.DataFram
         ],
         how="vertical",
     ).sort(TIME_COL, "identity", "region", "counterpart")
+
+
+def daily_reconcile_metrics(result: pl.DataFrame, days: list[str]) -> dict[str, dict[str, float]]:
+    """Per UTC day of a `reconcile` result: the largest identity residual before (the imputed
+    values) and after, the mean absolute adjustment per series kind, and the spike count."""
+    metrics: dict[str, dict[str, float]] = {day: {} for day in days}
+    if not result.height:
+        return metrics
+    day = pl.col(TIME_COL).dt.strftime("%Y-%m-%d").alias("day")
+    for label, column in (("before", "value_imputed"), ("after", "value")):
+        residuals = (
+            identity_residuals(result, column)
+            .group_by(day)
+            .agg(pl.col("residual_mw").abs().max().alias("max"))
+        )
+        for d, worst in residuals.iter_rows():
+            if d in metrics:
+                metrics[d][f"max_residual_{label}_mw"] = float(worst)
+    kinds = result.get_column("series").map_elements(series_kind, return_dtype=pl.Utf8)
+    per_kind = (
+        result.with_columns(kinds.alias("kind"))
+        .group_by(day, "kind")
+        .agg(pl.col("adjustment_mw").abs().mean().alias("mean"))
+    )
+    for d, kind, mean in per_kind.iter_rows():
+        if d in metrics and mean is not None:
+            metrics[d][f"mean_abs_adjustment_{kind}_mw"] = float(mean)
+    spikes = result.group_by(day).agg(pl.col("is_spike").sum().alias("n"))
+    for d, n in spikes.iter_rows():
+        if d in metrics:
+            metrics[d]["spikes"] = float(n)
+    return metrics
