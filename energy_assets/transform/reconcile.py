@@ -50,12 +50,13 @@ contributes most to the adjustment (or "floor" for a value held at its floor; "n
 not move).
 
 Spike screen (non-demand series: net generation, interchange, fuel; demand has Ruggles' screens):
-a value the screens passed is a SPIKE when its adjustment departs from the day's median adjustment
-of the series by more than `spike_factor` x max(the day's median absolute deviation of the
-adjustments, `spike_floor_share` x scale, `spike_floor_mw`): the balance with the other series says
-that hour alone is off. The first solve spreads one bad value's imbalance over every series of its
-BA, so per BA and hour only the series that stands out most is flagged; it becomes cheap (imputed
-cost), the window is solved again and screened again, up to `spike_passes` rounds.
+a value the screens passed is a SPIKE when it steps away from its neighbouring hours and the
+first solve moves it back, both by more than `spike_factor` x max(the day's median absolute
+deviation of that figure for the series, `spike_floor_share` x scale, `spike_floor_mw`): the
+balance with the other series says that hour is off, and the series' own hours say which series.
+The first solve spreads one bad value's imbalance over every series of its BA, so per BA and hour
+only the series with the highest score is flagged; it becomes cheap (imputed cost), the window is
+solved again and screened again, up to `spike_passes` rounds.
 """
 
 from __future__ import annotations
@@ -348,8 +349,15 @@ def solve(system: BalanceSystem, x0: np.ndarray, w: np.ndarray, max_passes: int 
     z0 = np.zeros((hours, nz))
     np.add.at(z0.T, system.z_of, (w * base * system.sign).T)
     z0 /= wz
+    z, lam = np.empty_like(z0), np.zeros((hours, system.m))
+    fixed, passes = np.zeros(z0.shape, dtype=bool), 0
     with _one_blas_thread():
-        z, lam, fixed, passes = _active_set(system, z0, wz, active, max_passes)
+        for c in range(0, hours, CHUNK_HOURS):  # bounds memory: one matrix per distinct hour
+            rows = slice(c, c + CHUNK_HOURS)
+            z[rows], lam[rows], fixed[rows], p = _active_set(
+                system, z0[rows], wz[rows], active[rows], max_passes
+            )
+            passes = max(passes, p)
 
     value = z[:, system.z_of] * system.sign
     determined = reported | ((active.astype(np.int64) @ (system.C != 0)) > 0)
@@ -366,6 +374,9 @@ def solve(system: BalanceSystem, x0: np.ndarray, w: np.ndarray, max_passes: int 
     )
 
 
+CHUNK_HOURS = 240
+"""Hours solved together: a year in one ranged run would otherwise hold thousands of m x m
+matrices at once (m ~ 210 for every US BA: 350 kB each)."""
 REFINE_ABOVE_MW = 1e-9
 """An hour whose identities are off by more than this after the solve is refined once."""
 
@@ -639,6 +650,21 @@ def _daily(x: np.ndarray, day_of_row: np.ndarray, stat) -> np.ndarray:
     return out
 
 
+def _step_from_neighbours(values: np.ndarray, day_of_row: np.ndarray) -> np.ndarray:
+    """x_t minus the mean of its neighbours t-1 and t+1 of the same UTC day (one neighbour at
+    the day's edges), so a day's result does not depend on which days a run loads."""
+    prev = np.vstack([np.full((1, values.shape[1]), np.nan), values[:-1]])
+    nxt = np.vstack([values[1:], np.full((1, values.shape[1]), np.nan)])
+    same_prev = np.r_[False, day_of_row[1:] == day_of_row[:-1]][:, None]
+    same_next = np.r_[day_of_row[1:] == day_of_row[:-1], False][:, None]
+    prev = np.where(same_prev, prev, np.nan)
+    nxt = np.where(same_next, nxt, np.nan)
+    both = np.stack([prev, nxt])
+    count = (~np.isnan(both)).sum(axis=0)
+    with np.errstate(all="ignore"):
+        return values - np.where(count > 0, np.nansum(both, axis=0) / count, np.nan)
+
+
 def spike_screen(
     adjustment: np.ndarray,
     values: np.ndarray,
@@ -647,18 +673,30 @@ def spike_screen(
     day_of_row: np.ndarray,
     config: ReconcileConfig,
 ) -> np.ndarray:
-    """(H, n) how far each adjustment stands out of the day's adjustments of its series, in
-    units of its limit (> 1: a spike candidate); 0 for columns not `screened`, values not
-    observed and nulls. See the module docstring for the limit."""
-    centre = _daily(adjustment, day_of_row, np.nanmedian)
-    deviation = np.abs(adjustment - centre)
-    spread = _daily(deviation, day_of_row, np.nanmedian)
+    """(H, n) spike score (> 1: a candidate); 0 for columns not `screened`, values not observed
+    and nulls. Both must stand out of the day's figures of the same series, by more than
+    `spike_factor` x max(the day's median absolute deviation, `spike_floor_share` x the day's
+    mean |value|, `spike_floor_mw`): the value's step from its neighbouring hours, and its
+    adjustment (from the day's median adjustment) in the opposite direction. The balance alone
+    cannot tell which term of an identity is wrong (the first solve spreads one bad value over
+    them all); the series' own hours can."""
     scale = _daily(np.abs(values), day_of_row, np.nanmean)
-    limit = config.spike_factor * np.fmax(
-        np.fmax(spread, config.spike_floor_share * scale), config.spike_floor_mw
-    )
-    ratio = np.where(observed & screened[None, :], deviation / limit, 0.0)
-    return np.nan_to_num(ratio, nan=0.0)
+
+    def standing_out(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        centre = _daily(x, day_of_row, np.nanmedian)
+        deviation = x - centre
+        spread = _daily(np.abs(deviation), day_of_row, np.nanmedian)
+        limit = config.spike_factor * np.fmax(
+            np.fmax(spread, config.spike_floor_share * scale), config.spike_floor_mw
+        )
+        return deviation, limit
+
+    moved, moved_limit = standing_out(adjustment)
+    step, step_limit = standing_out(_step_from_neighbours(values, day_of_row))
+    opposite = np.sign(moved) == -np.sign(step)
+    score = np.fmin(np.abs(moved) / moved_limit, np.abs(step) / step_limit)
+    score = np.where(observed & screened[None, :] & opposite, score, 0.0)
+    return np.nan_to_num(score, nan=0.0)
 
 
 def _worst_per_region(ratio: np.ndarray, region_starts: np.ndarray) -> np.ndarray:
