@@ -283,3 +283,17 @@ def test_solving_in_chunks_of_hours_gives_the_same_values(monkeypatch):
     chunked = solve(system(), x, w)
     np.testing.assert_allclose(chunked.value, whole.value, atol=1e-9)
     assert (chunked.moved_by == whole.moved_by).all()
+
+
+def test_block_elimination_equals_the_full_schur_solve(monkeypatch):
+    import energy_assets.transform.reconcile as module
+
+    assert module._block_plan(system()) is not None  # this structure takes the block path
+    rng = np.random.default_rng(5)
+    x = CONSISTENT + rng.normal(0, 80, (25, len(SERIES)))
+    x[2, 4] = np.nan
+    w = rng.uniform(0.2, 5.0, x.shape)
+    blocked = solve(system(), x, w)
+    monkeypatch.setattr(module, "_block_plan", lambda system: None)
+    full = solve(system(), x, w)
+    np.testing.assert_allclose(blocked.value, full.value, atol=1e-8)
