@@ -199,6 +199,7 @@ class BalanceSystem:
     names: list[str]  # constraint k: "balance:CISO", "interchange_sum:CISO", "fuel_sum:CISO"
     constraint_kind: np.ndarray  # (m,) codes into CONSTRAINTS
     C: np.ndarray  # (m, n) coefficients over x (the constraints as written)
+    T: np.ndarray  # (n, nz) x = T z (one +-1 per row)
     A: np.ndarray  # (m, nz) the same over z: C with each pair's columns merged
     terms: np.ndarray  # (m, n) bool
     min_present: np.ndarray  # (m,)
@@ -302,6 +303,7 @@ def balance_system(
         names=names,
         constraint_kind=np.array(ckind, dtype=np.int8),
         C=C,
+        T=T,
         A=A,
         terms=terms,
         min_present=np.array(min_present),
@@ -329,6 +331,11 @@ class Solution:
 
 def solve(system: BalanceSystem, x0: np.ndarray, w: np.ndarray, max_passes: int = 100) -> Solution:
     """Reconcile every hour (row) of `x0` (H, n) with weights `w` (H, n, > 0); NaN = null."""
+    with _one_blas_thread():
+        return _solve(system, x0, w, max_passes)
+
+
+def _solve(system: BalanceSystem, x0: np.ndarray, w: np.ndarray, max_passes: int) -> Solution:
     x0 = np.asarray(x0, dtype=float)
     w = np.asarray(w, dtype=float)
     if x0.shape != w.shape or x0.ndim != 2 or x0.shape[1] != system.n:
@@ -340,30 +347,24 @@ def solve(system: BalanceSystem, x0: np.ndarray, w: np.ndarray, max_passes: int 
     present = ~np.isnan(x0)
     base = np.where(present, x0, 0.0)
     # a direction of a pair counts as reported when either direction is (antisymmetry fills it)
-    reported_z = np.zeros((x0.shape[0], system.nz), dtype=np.int64)
-    np.add.at(reported_z.T, system.z_of, present.T.astype(np.int64))
-    reported = reported_z[:, system.z_of] > 0
-    active = (reported.astype(np.int64) @ system.terms.T) >= system.min_present
+    merge = np.abs(system.T)  # (n, nz): sums the two directions of a pair
+    reported = (present.astype(float) @ merge)[:, system.z_of] > 0
+    active = (reported.astype(float) @ system.terms.T) >= system.min_present  # float: BLAS
     # merge pairs: z-space weights and targets
-    nz = system.nz
     hours = x0.shape[0]
-    wz = np.zeros((hours, nz))
-    np.add.at(wz.T, system.z_of, w.T)
-    z0 = np.zeros((hours, nz))
-    np.add.at(z0.T, system.z_of, (w * base * system.sign).T)
-    z0 /= wz
+    wz = w @ merge
+    z0 = ((w * base) @ system.T) / wz
     z, lam = np.empty_like(z0), np.zeros((hours, system.m))
     fixed, passes = np.zeros(z0.shape, dtype=bool), 0
-    with _one_blas_thread():
-        for c in range(0, hours, CHUNK_HOURS):  # bounds memory: one matrix per distinct hour
-            rows = slice(c, c + CHUNK_HOURS)
-            z[rows], lam[rows], fixed[rows], p = _active_set(
-                system, z0[rows], wz[rows], active[rows], max_passes
-            )
-            passes = max(passes, p)
+    for c in range(0, hours, CHUNK_HOURS):  # bounds memory: one matrix per distinct hour
+        rows = slice(c, c + CHUNK_HOURS)
+        z[rows], lam[rows], fixed[rows], p = _active_set(
+            system, z0[rows], wz[rows], active[rows], max_passes
+        )
+        passes = max(passes, p)
 
     value = z[:, system.z_of] * system.sign
-    determined = reported | ((active.astype(np.int64) @ (system.C != 0)) > 0)
+    determined = reported | ((active.astype(float) @ (system.C != 0)) > 0)
     value = np.where(determined, value, np.nan)
     adjustment = np.where(present, value - base, np.nan)
     moved_by = _provenance(system, z0, wz, lam, fixed, base, value, present)
@@ -407,7 +408,7 @@ def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
 
 @contextmanager
 def _one_blas_thread() -> Iterator[None]:
-    """The batched solves factor hundreds of ~200 x 200 matrices, one LAPACK call each. OpenBLAS
+    """The batched solves factor hundreds of ~70-200 wide matrices, one LAPACK call each. OpenBLAS
     splits each call over its threads, which for matrices this small is pure overhead: on the
     2-core machine under load, (241, 210, 210) took 3.6 s CPU (12 s wall) with 2 threads and
     0.1 s (0.6 s) with one. The setting is process-wide, so it is restored afterwards."""
@@ -461,20 +462,15 @@ def _solve_equalities(
     unique, first, inverse = np.unique(pattern, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     upos, starts, col, coef = entries
-    S = np.zeros((len(unique), m * m))
+    values = np.zeros((len(unique), len(upos)))  # S's nonzeros, per distinct hour
     if len(col):
-        S[:, upos] = np.add.reduceat(winv[first][:, col] * coef, starts, axis=1)
-    S = S.reshape(-1, m, m)
+        values = np.add.reduceat(winv[first][:, col] * coef, starts, axis=1)
     act = active[first]
-    diag = np.arange(m)
-    if not act.all():
-        S *= act[:, :, None] & act[:, None, :]
-        S[:, diag, diag] += ~act  # an inactive row: lam_k = 0
-    for k in np.flatnonzero((np.abs(S[:, diag, diag]) < 1e-300).any(axis=0)):
-        S[S[:, k, k] == 0, k, k] = 1.0  # an active row whose values are all fixed: no lever
-
     plan = _block_plan(system)
     if plan is None:
+        S = np.zeros((len(unique), m * m))
+        S[:, upos] = values
+        S = _fix_rows(S.reshape(-1, m, m), act)
 
         def lam_for(rhs: np.ndarray, matrix_of: np.ndarray) -> np.ndarray:
             """Solve S[matrix_of[h]] lam_h = rhs_h for every row h."""
@@ -484,20 +480,30 @@ def _solve_equalities(
         # Block elimination: the local rows (balance, fuel_sum) of a BA couple only with each
         # other and with that BA's interchange_sum row, so S_LL is block diagonal with 2 x 2
         # blocks; eliminating them leaves a system over the interchange_sum rows alone
-        # (a third of m, so the LU costs 1/27 of the full one).
+        # (a third of m, so the LU costs 1/27 of the full one). S is never formed: its
+        # nonzeros go straight to the blocks.
         blocks, glob = plan
         pad = blocks < 0
         safe = np.where(pad, 0, blocks)
-        S_bb = S[:, safe[:, :, None], safe[:, None, :]]  # (P, nb, b, b)
-        keep = ~(pad[:, :, None] | pad[:, None, :])
-        eye = np.eye(blocks.shape[1], dtype=bool)[None]
-        S_bb = np.where(keep, S_bb, eye.astype(float))
-        S_bg = np.where(pad[None, :, :, None], 0.0, S[:, safe][..., glob])  # (P, nb, b, mG)
+        nb, bs = blocks.shape
+        n_g = len(glob)
+        where_bb, where_bg, where_gg = _block_positions(plan, upos, m)
+        S_bb = np.zeros((len(unique), nb * bs * bs))
+        S_bb[:, where_bb[1]] = values[:, where_bb[0]]
+        S_bg = np.zeros((len(unique), nb * bs * n_g))
+        S_bg[:, where_bg[1]] = values[:, where_bg[0]]
+        S_gg = np.zeros((len(unique), n_g * n_g))
+        S_gg[:, where_gg[1]] = values[:, where_gg[0]]
+        act_b = act[:, safe] & ~pad  # padding slots behave as inactive rows: identity
+        act_g = act[:, glob]
+        S_bb = _fix_rows(S_bb.reshape(-1, bs, bs), act_b.reshape(-1, bs)).reshape(-1, nb, bs, bs)
+        S_gg = _fix_rows(S_gg.reshape(-1, n_g, n_g), act_g)
+        S_bg = S_bg.reshape(-1, nb, bs, n_g) * (act_b[..., None] & act_g[:, None, None, :])
         B_inv = np.linalg.inv(S_bb)
         K = B_inv @ S_bg  # (P, nb, b, mG)
-        flat_bg = S_bg.reshape(len(S), -1, len(glob))  # (P, nb*b, mG)
-        flat_k = K.reshape(len(S), -1, len(glob))
-        S_red = S[:, glob][:, :, glob] - flat_bg.transpose(0, 2, 1) @ flat_k
+        flat_bg = S_bg.reshape(len(unique), -1, n_g)  # (P, nb*b, mG)
+        flat_k = K.reshape(len(unique), -1, n_g)
+        S_red = S_gg - flat_bg.transpose(0, 2, 1) @ flat_k
 
         def lam_for(rhs: np.ndarray, matrix_of: np.ndarray) -> np.ndarray:
             r_b = np.where(pad, 0.0, rhs[:, safe])  # (H, nb, b)
@@ -525,6 +531,65 @@ def _solve_equalities(
     return z, lam
 
 
+def _fix_rows(S: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """Rows of (P, k, k) matrices: an inactive row becomes an identity row (its multiplier is
+    0), and an active row whose values are all fixed at a floor gets a unit diagonal (it has
+    no lever; its residual is then left to the other rows)."""
+    k = S.shape[-1]
+    diag = np.arange(k)
+    if not act.all():
+        S *= act[:, :, None] & act[:, None, :]
+        S[:, diag, diag] += ~act
+    empty = np.abs(S[:, diag, diag]) < 1e-300
+    if empty.any():
+        S[:, diag, diag] = np.where(empty, 1.0, S[:, diag, diag])
+    return S
+
+
+@functools.lru_cache(maxsize=8)
+def _block_positions_cached(
+    plan_key: bytes, shape: tuple[int, int], glob_key: bytes, upos_key: bytes, m: int
+):
+    blocks = np.frombuffer(plan_key, dtype=np.int64).reshape(shape)
+    glob = np.frombuffer(glob_key, dtype=np.int64)
+    upos = np.frombuffer(upos_key, dtype=np.int64)
+    nb, bs = shape
+    n_g = len(glob)
+    block_of = np.full(m, -1)
+    slot_of = np.full(m, -1)
+    for i in range(nb):
+        for u in range(bs):
+            if blocks[i, u] >= 0:
+                block_of[blocks[i, u]], slot_of[blocks[i, u]] = i, u
+    g_of = np.full(m, -1)
+    g_of[glob] = np.arange(n_g)
+    a, b = upos // m, upos % m
+    u = np.arange(len(upos))
+    bb = (block_of[a] >= 0) & (block_of[b] >= 0)
+    if (block_of[a][bb] != block_of[b][bb]).any():
+        raise AssertionError("local rows of different blocks share an unknown")
+    bg = (block_of[a] >= 0) & (g_of[b] >= 0)
+    gg = (g_of[a] >= 0) & (g_of[b] >= 0)
+    return (
+        (u[bb], (block_of[a][bb] * bs + slot_of[a][bb]) * bs + slot_of[b][bb]),
+        (u[bg], (block_of[a][bg] * bs + slot_of[a][bg]) * n_g + g_of[b][bg]),
+        (u[gg], g_of[a][gg] * n_g + g_of[b][gg]),
+    )
+
+
+def _block_positions(plan, upos: np.ndarray, m: int):
+    """For S's nonzero positions `upos` (row * m + col): (entry, flat index) into the local
+    blocks (nb, b, b), the local-to-global coupling (nb, b, mG) and the global block (mG, mG)."""
+    blocks, glob = plan
+    return _block_positions_cached(
+        np.ascontiguousarray(blocks, dtype=np.int64).tobytes(),
+        blocks.shape,
+        np.ascontiguousarray(glob, dtype=np.int64).tobytes(),
+        np.ascontiguousarray(upos, dtype=np.int64).tobytes(),
+        m,
+    )
+
+
 def _solve_shared(mats: np.ndarray, rhs: np.ndarray, matrix_of: np.ndarray) -> np.ndarray:
     """Solve mats[matrix_of[h]] x_h = rhs_h for every row h: hours with a matrix of their own
     in one batched LAPACK call, hours sharing a matrix with one factorization each."""
@@ -541,7 +606,7 @@ def _solve_shared(mats: np.ndarray, rhs: np.ndarray, matrix_of: np.ndarray) -> n
     return out
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)
 def _block_plan_cached(key: bytes, shape: tuple[int, int], kinds: bytes):
     A = np.frombuffer(key).reshape(shape)
     ckind = np.frombuffer(kinds, dtype=np.int8)
