@@ -14,6 +14,10 @@ instance with the config's executor), in one session:
 
     python benchmarks/overhead.py [--days 365] [--respondents CISO ERCO ...] [--json OUT]
 
+The first backfill also reports the events its runs wrote, by type, and what storing one costs
+on this instance and disk (the runs' own events stored again into a scratch copy, same session):
+with a result per partition and check, Dagster's event storage is most of its share.
+
 Targets (issue "Operate it the Dagster way"): overhead <= 10 % of the first backfill's wall time,
 the second < 10 % of the first, the third proportional to what changed.
 """
@@ -89,6 +93,50 @@ def step_seconds(home: Path, since_runs: set[str]) -> tuple[float, set[str]]:
     return total, runs
 
 
+def events_by_type(home: Path, runs: set[str]) -> dict[str, int]:
+    """How many events of each type the runs wrote to the instance's event log."""
+    from collections import Counter
+
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    counts: Counter[str] = Counter()
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        for run_id in runs:
+            for entry in instance.all_logs(run_id):
+                event = entry.dagster_event
+                counts[event.event_type_value if event else "LOG_MESSAGE"] += 1
+    return dict(counts.most_common())
+
+
+def ms_per_event(home: Path, runs: set[str], sample: int = 300) -> float:
+    """What Dagster's event storage costs per event on this instance and disk: the runs' own
+    materialization and check events stored again (fresh timestamps) into a scratch copy of
+    the instance, one by one as a run stores them."""
+    import shutil
+
+    from dagster import DagsterEventType, DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    kinds = (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION)
+    scratch = Path(tempfile.mkdtemp(prefix="event-cost-")) / "home"
+    shutil.copytree(home, scratch)
+    try:
+        with DagsterInstance.from_ref(InstanceRef.from_dir(str(scratch))) as instance:
+            entries = [
+                e
+                for run_id in sorted(runs)
+                for e in instance.all_logs(run_id)
+                if e.dagster_event and e.dagster_event.event_type in kinds
+            ][:sample]
+            started = time.perf_counter()
+            for entry in entries:
+                instance.handle_new_event(entry._replace(timestamp=time.time()))
+            return (time.perf_counter() - started) * 1000 / max(len(entries), 1)
+    finally:
+        shutil.rmtree(scratch.parent, ignore_errors=True)
+
+
 def revise(data: Path, day: str) -> None:
     path = data / "raw" / "eia930_responses" / f"{day}.parquet"
     frame = pl.read_parquet(path)
@@ -133,6 +181,15 @@ def main() -> None:
     print(f"first:  {wall1:7.1f} s wall, {core1:7.1f} s in the steps, {len(runs1)} runs, "
           f"Dagster/CLI share {(wall1 - core1) / wall1:.1%}")  # fmt: skip
 
+    events = events_by_type(work / "dagster_home", runs1)
+    per_event = ms_per_event(work / "dagster_home", runs1)
+    storage = sum(events.values()) * per_event / 1000
+    steps1 = args.days * 9  # nine daily assets in these layers
+    print(f"        {sum(events.values())} events ({sum(events.values()) / steps1:.1f} per "
+          f"partition-step; check evaluations {events.get('ASSET_CHECK_EVALUATION', 0)}), "
+          f"{per_event:.1f} ms each to store: about {storage:.1f} s, "
+          f"{storage / max(wall1 - core1, 1e-9):.0%} of the Dagster/CLI share")  # fmt: skip
+
     wall2, out2 = backfill(config, first, last, *select)
     print(f"second: {wall2:7.1f} s wall ({wall2 / wall1:.1%} of the first), "
           f"{planned(out2)} partition-steps planned")  # fmt: skip
@@ -169,6 +226,9 @@ def main() -> None:
         "first_step_compute_s": round(core1, 2),
         "first_overhead_share": round((wall1 - core1) / wall1, 4),
         "first_runs": len(runs1),
+        "first_events": events,
+        "event_store_ms_per_event": round(per_event, 2),
+        "first_event_store_s_estimate": round(storage, 2),
         "second_wall_s": round(wall2, 2),
         "second_over_first": round(wall2 / wall1, 4),
         "third_wall_s": round(wall3, 2),

@@ -49,6 +49,50 @@ def _root(settings: Settings):
     return UPath(settings.data_dir)
 
 
+def scan(
+    asset: str,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    *,
+    regions: Sequence[str] | None = None,
+    series: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    missing: str = "error",
+) -> pl.LazyFrame:
+    """`load` without the collect: a lazy scan of the same files, with the same checks, for
+    queries that polars should optimise as a whole (joins, aggregations over a year)."""
+    if asset not in CONTRACTS:
+        raise ValueError(f"unknown asset {asset!r}; stored assets: {', '.join(CONTRACTS)}")
+    if missing not in ("error", "skip"):
+        raise ValueError(f"missing must be 'error' or 'skip', not {missing!r}")
+    contract = CONTRACTS[asset]
+    settings = load_settings(config, for_reading=True)
+    root = _root(settings)
+    paths = _stored_paths(asset, root, start, end, missing)
+    names = list(contract.schema)
+    unknown = sorted(set(columns or ()) - set(names)) if columns is not None else []
+    open_prefixes = tuple(o.prefix for o in contract.open_columns)
+    unknown = [c for c in unknown if not c.startswith(open_prefixes)]
+    if unknown:
+        raise ValueError(f"{asset} has no columns {unknown}; its columns: {', '.join(names)}")
+    if series is not None and "series" not in names:
+        raise ValueError(f"{asset} has no series column; filter it by columns instead")
+    if not paths:
+        frame = contract.empty().lazy()
+    else:
+        options = getattr(root, "storage_options", None) or None
+        sources = [p.as_uri() if isinstance(p, Path) else str(p) for p in paths]
+        frame = pl.scan_parquet(sources, storage_options=options)
+    if regions is not None:
+        frame = frame.filter(pl.col("region").is_in(list(regions)))
+    if series is not None:
+        frame = frame.filter(pl.col("series").is_in(list(series)))
+    if columns is not None:
+        frame = frame.select(list(columns))
+    return frame
+
+
 def load(
     asset: str,
     start: date | str | None = None,
@@ -68,27 +112,75 @@ def load(
     "skip" returns what is stored. Whole-range assets (ml/normalization, ml/ring_segments) take
     no dates. Columns and dtypes are the asset's contract (README, Data dictionary).
     """
-    if asset not in CONTRACTS:
-        raise ValueError(f"unknown asset {asset!r}; stored assets: {', '.join(CONTRACTS)}")
-    if missing not in ("error", "skip"):
-        raise ValueError(f"missing must be 'error' or 'skip', not {missing!r}")
-    contract = CONTRACTS[asset]
+    return scan(
+        asset, start, end, regions=regions, series=series, columns=columns, config=config,
+        missing=missing,
+    ).collect()  # fmt: skip
+
+
+def table_name(asset: str) -> str:
+    """The SQL table name of an asset: its key with "_" for "/" (imputed/series: imputed_series)."""
+    return asset.replace("/", "_")
+
+
+def sql(
+    query: str,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    *,
+    config: str | os.PathLike[str] | None = None,
+) -> pl.DataFrame:
+    """Run a SQL query over the stored assets, each a table named by `table_name`
+    (`imputed_series`, `features_hourly`, `raw_eia930`, `ml_normalization`...).
+
+    Daily assets hold the days start..end (both included) that are stored, or every stored day
+    when no dates are given; days that are not stored are simply absent. The tables are lazy
+    scans of the same parquet files `load` reads, so a query's filters and columns are pushed
+    into the scan and only the tables it names are opened. The SQL dialect is polars'
+    (PostgreSQL-like: SELECT, JOIN, GROUP BY, window functions, date_trunc...).
+    """
+    if (start is None) != (end is None):
+        raise ValueError("give both start and end, or neither (every stored day)")
     settings = load_settings(config, for_reading=True)
     root = _root(settings)
+    tables: dict[str, pl.LazyFrame] = {}
+    for asset, contract in CONTRACTS.items():
+        if not contract.partitioned and not root.joinpath(f"{asset}.parquet").exists():
+            continue
+        if contract.partitioned and not root.joinpath(*asset.split("/")).exists():
+            continue
+        tables[table_name(asset)] = scan(
+            asset, *((start, end) if contract.partitioned else (None, None)),
+            config=config, missing="skip",
+        )  # fmt: skip
+    context = pl.SQLContext(frames=tables)
+    try:
+        return context.execute(query, eager=True)
+    except pl.exceptions.SQLInterfaceError as error:
+        names = ", ".join(sorted(tables)) or "none (nothing is stored)"
+        raise ValueError(f"{error}; the stored tables: {names}") from None
+
+
+def _stored_paths(asset, root, start, end, missing: str) -> list:
+    """The files of `asset`'s asked days that are stored (all stored days when both dates are
+    None and the asset is daily with missing="skip"); `DataNotStored` for absent ones."""
+    contract = CONTRACTS[asset]
     if not contract.partitioned:
         if start is not None or end is not None:
             raise ValueError(f"{asset} is one whole-range artifact: call load({asset!r})")
-        paths = [root.joinpath(f"{asset}.parquet")]
-        absent = [] if paths[0].exists() else ["(whole range)"]
+        path = root.joinpath(f"{asset}.parquet")
+        absent, paths = ([], [path]) if path.exists() else (["(whole range)"], [])
     else:
+        folder = root.joinpath(*asset.split("/"))
+        stored = {p.name for p in folder.iterdir()} if folder.exists() else set()
+        if start is None and end is None and missing == "skip":
+            return [folder / name for name in sorted(stored) if name.endswith(".parquet")]
         if start is None or end is None:
             raise ValueError(f"{asset} is daily: give start and end (YYYY-MM-DD)")
         first, last = _day(start, "start"), _day(end, "end")
         if last < first:
             raise ValueError(f"end {last} is before start {first}")
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        folder = root.joinpath(*asset.split("/"))
-        stored = {p.name for p in folder.iterdir()} if folder.exists() else set()
         paths = [folder / f"{d.isoformat()}.parquet" for d in days]
         absent = [d.isoformat() for d, p in zip(days, paths, strict=True) if p.name not in stored]
         paths = [p for p in paths if p.name in stored]
@@ -100,27 +192,7 @@ def load(
             else "energy-assets backfill --select ml"
         )
         raise DataNotStored(f"{asset} is not stored for {span} under {root}; run: {hint}")
-    names = list(contract.schema)
-    unknown = sorted(set(columns or ()) - set(names)) if columns is not None else []
-    open_prefixes = tuple(o.prefix for o in contract.open_columns)
-    unknown = [c for c in unknown if not c.startswith(open_prefixes)]
-    if unknown:
-        raise ValueError(f"{asset} has no columns {unknown}; its columns: {', '.join(names)}")
-    if not paths:
-        frame = contract.empty()
-        return frame.select(columns) if columns is not None else frame
-    options = getattr(root, "storage_options", None) or None
-    sources = [p.as_uri() if isinstance(p, Path) else str(p) for p in paths]
-    scan = pl.scan_parquet(sources, storage_options=options)
-    if regions is not None:
-        scan = scan.filter(pl.col("region").is_in(list(regions)))
-    if series is not None:
-        if "series" not in names:
-            raise ValueError(f"{asset} has no series column; filter it by columns instead")
-        scan = scan.filter(pl.col("series").is_in(list(series)))
-    if columns is not None:
-        scan = scan.select(list(columns))
-    return scan.collect()
+    return paths
 
 
 def balancing_authorities() -> pl.DataFrame:

@@ -31,6 +31,16 @@ def main() -> None:
     )  # fmt: skip
     print(features.group_by("region").agg(pl.col("demand_mw").mean()).sort("region").head())
 
+    # the same files through SQL: daily peak demand of one region
+    peaks = energy_assets.sql(
+        """SELECT date_trunc('day', interval_start_utc) AS day, max(value) AS peak_mw
+           FROM imputed_series WHERE region = 'CISO' AND series = 'demand'
+           GROUP BY day ORDER BY day""",
+        "2024-03-04", "2024-03-13", config=args.config,
+    )  # fmt: skip
+    print(peaks.head(3))
+    assert peaks.height == 10, peaks.height
+
     bas = energy_assets.balancing_authorities()
     print(f"{bas.height} balancing authorities, e.g. {bas['code'].head(5).to_list()}")
     assert demand.height == 10 * 24, demand.height

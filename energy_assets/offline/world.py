@@ -58,3 +58,45 @@ class World(Protocol):
         """Open-Meteo hourly archive at the given (latitude, longitude) points. Columns:
         interval_start_utc, latitude, longitude, variable, value (Float64, nullable)."""
         ...
+
+
+def eia_long(world: World, start: datetime, end: datetime) -> pl.DataFrame:
+    """A world's EIA-930 region, fuel-type and interchange data as the long table `raw/eia930`
+    stores (the parser's series names: demand, net_generation, total_interchange,
+    generation_<fuel>, interchange_to_<BA>), without the HTTP round trip: for measurements on a
+    world's data that need no client, such as the quirk table's balance audit."""
+    from energy_assets.sources.base import LONG_SCHEMA
+    from energy_assets.sources.eia import REGION_TYPE_SERIES, SOURCE
+
+    region = world.eia_region_data(start, end)
+    fuel = world.eia_fuel_type_data(start, end)
+    flows = world.eia_interchange_data(start, end)
+    code = pl.col("type")
+    parts = [
+        region.select(
+            "interval_start_utc",
+            region=pl.col("respondent"),
+            series=code.replace_strict(
+                REGION_TYPE_SERIES, default=pl.lit("type_") + code.str.to_lowercase()
+            ),
+            value="value",
+        ),
+        fuel.select(
+            "interval_start_utc",
+            region=pl.col("respondent"),
+            series=pl.lit("generation_") + pl.col("fueltype").str.to_lowercase(),
+            value="value",
+        ),
+        flows.select(
+            "interval_start_utc",
+            region=pl.col("fromba"),
+            series=pl.lit("interchange_to_") + pl.col("toba"),
+            value="value",
+        ),
+    ]
+    return (
+        pl.concat([p.cast({"value": pl.Float64}) for p in parts])
+        .with_columns(units=pl.lit("MW"), source=pl.lit(SOURCE))
+        .select(list(LONG_SCHEMA))
+        .cast(LONG_SCHEMA)  # type: ignore[arg-type]
+    )

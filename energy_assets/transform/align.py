@@ -8,7 +8,11 @@ Rules, in order:
 
 1. Quirks: `quirks.apply_quirks` with the packaged table (or the one given) moves, flips or
    scales rows, judged on their reported stamps.
-2. Duplicates of one source interval (same region, series, interval_start_utc), resolved by
+2. One reported hour per BA-hour: where a shift lands a BA's values on an hour that holds
+   others of the same BA, its balance series (demand, net generation, total interchange, fuels;
+   `balance.is_balance_series`) are all taken from the same reported hour, the unmoved one first, so
+   the balance the BA reported is kept (`_one_reported_hour_per_ba_hour`).
+3. Duplicates of one source interval (same region, series, interval_start_utc), resolved by
    priority: a row a quirk did not move beats a moved one (where a time fix ends, the moved
    value collides with a correctly stamped one); then a value beats a null (a later fetch that
    lost a value is more likely a glitch than a retraction); then, when the input has
@@ -16,10 +20,10 @@ Rules, in order:
    tied and disagreeing are averaged (order-independent, so the result does not depend on how
    partitions were concatenated) and the hour is marked `is_duplicate_resolved`. Identical
    duplicates collapse silently.
-3. Sub-hourly rows (5- or 15-minute data such as CAISO RTM) are averaged into the hour they start
+4. Sub-hourly rows (5- or 15-minute data such as CAISO RTM) are averaged into the hour they start
    in; `n_reported` counts the distinct reported intervals with a value that fed the hour
    (1 for hourly data, up to 12 for 5-minute data, 0 = missing).
-4. The grid: every (region, series) present anywhere in the input gets every hour in
+5. The grid: every (region, series) present anywhere in the input gets every hour in
    [start, end), missing hours as null. Input rows outside [start, end) only matter through
    quirk shifts that move them in; pass neighbouring days when a fix shifts across midnight.
 
@@ -43,7 +47,7 @@ from energy_assets.transform.grid import (
     matrix_to_long,
     require_columns,
 )
-from energy_assets.transform.quirks import load_quirks, quirk_effects
+from energy_assets.transform.quirks import QuirkEffects, balance_mask, load_quirks, quirk_effects
 
 RAW_COLUMNS = [TIME_COL, "region", "series", "value", "units", "source"]
 ALIGNED_SCHEMA = {
@@ -95,6 +99,16 @@ def align(
     reported = raw.get_column(TIME_COL).dt.epoch("us").to_numpy()
     fx = quirk_effects(reported, r_code, s_code, regions, series, table)
     us = reported + fx.shift_us
+    kept = _one_reported_hour_per_ba_hour(reported, us, r_code, balance_mask(series)[s_code])
+    if not kept.all():
+        raw, reported, us, r_code, s_code = (
+            raw.filter(pl.Series(kept)),
+            reported[kept],
+            us[kept],
+            r_code[kept],
+            s_code[kept],
+        )
+        fx = QuirkEffects(fx.shift_us[kept], fx.factor[kept], fx.touched[kept])
     combo = r_code * (len(series) + 1) + s_code
     present = np.flatnonzero(np.bincount(combo, minlength=(len(regions) + 1) * (len(series) + 1)))
     key_of = np.full((len(regions) + 1) * (len(series) + 1), -1, dtype=np.int64)
@@ -141,6 +155,35 @@ def align(
         },
     )
     return out.select(list(ALIGNED_SCHEMA)).cast(ALIGNED_SCHEMA)
+
+
+def _one_reported_hour_per_ba_hour(
+    reported: np.ndarray, landed: np.ndarray, region: np.ndarray, balance: np.ndarray
+) -> np.ndarray:
+    """Which rows to keep so that each BA-hour's balance series come from one reported hour.
+
+    Where a shift lands values on an hour that also holds other values of the same BA (the end
+    of a fix's range, or two fixes over each other), resolving each series on its own could take
+    demand from one reported hour and net generation from another, and break D = NG - TI. The
+    BA-hour takes D, NG, TI and the fuels from the unmoved hour when any of their rows is there
+    (value or null), else from the latest reported hour landing on it. Pairwise interchange is
+    left to each series: a lag of the interchange against the BA's clock (a quirk-table row) is
+    meant to land it elsewhere. Only the BA-hours a shift landed on are examined."""
+    keep = np.ones(len(reported), dtype=bool)
+    moved = balance & (landed != reported)
+    if not moved.any():
+        return keep
+    landed_h, reported_h = landed // HOUR_US, reported // HOUR_US
+    lo = int(landed_h.min())
+    cell = region.astype(np.int64) * (int(landed_h.max()) - lo + 1) + (landed_h - lo)
+    rows = np.flatnonzero(balance & np.isin(cell, np.unique(cell[moved])))
+    # smaller rank wins: unmoved hour first, then the latest reported hour
+    rank = np.where(reported_h[rows] == landed_h[rows], np.iinfo(np.int64).min, -reported_h[rows])
+    order = np.lexsort((rank, cell[rows]))
+    cells, first = np.unique(cell[rows][order], return_index=True)
+    winner = reported_h[rows][order][first]
+    keep[rows] = reported_h[rows] == winner[np.searchsorted(cells, cell[rows])]
+    return keep
 
 
 def _key_table(

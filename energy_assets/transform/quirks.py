@@ -10,6 +10,13 @@ Table columns (one row per fix):
   (`demand|net_generation|generation_*`).
 - `action`: `shift_hours` (move the value to interval_start + amount hours), `flip_sign`
   (multiply by -1; `amount` is ignored) or `scale` (multiply by `amount`).
+  A shift that names any balance series of a BA (demand, net_generation, total_interchange or a
+  `generation_*` fuel) moves the BA's clock: it is applied to every series that shares it
+  (`balance.is_clock_series`: those and the pairwise `interchange_to_*`), so D = NG - TI,
+  NG = sum of fuels and TI = sum of interchange stay as the BA reported them. The packaged table
+  spells such rows out (`balance.CLOCK_SERIES_GLOB`). A shift naming only pairwise interchange
+  is a lag of the interchange against the BA's clock: it composes with a clock shift and is
+  judged by the antisymmetry ID_rs = -ID_sr (`quirk_audit`).
 - `timezone`: only for `shift_hours`: when set, `amount` is the shift in standard time and the
   zone's daylight-saving offset (+1 h) is added while the reported hour is in daylight time.
   Daylight time is judged at the reported hour's END, the instant EIA stamps (`period`), which
@@ -18,7 +25,8 @@ Table columns (one row per fix):
   the reported `interval_start_utc` as parsed, BEFORE any fix moves it, so fixes compose
   regardless of row order (a sign flip dated on reported stamps stays put when a lag fix for the
   same series moves those stamps).
-- `source`: the citation (required); `note`: what the quirk is.
+- `source`: the citation (required); `note`: what the quirk is and, where the balance audit
+  (`benchmarks/quirk_balance.py`) changed a published fix, what it measured and why.
 
 Shifts move data, not the index: where a fix ends, hours can collide (both the moved and the
 unmoved value land on one hour; `align` keeps the unmoved one) or be left empty (they become
@@ -36,6 +44,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from energy_assets.transform.balance import (
+    BALANCE_SERIES,
+    FUEL_PREFIX,
+    is_balance_series,
+    is_clock_series,
+)
 from energy_assets.transform.grid import HOUR_US, TIME, TIME_COL, encode
 
 ACTIONS = ("shift_hours", "flip_sign", "scale")
@@ -171,7 +185,7 @@ def quirk_effects(
     touched = np.zeros(n, dtype=bool)
     for rule in quirks.iter_rows(named=True):  # rules, not rows
         r_hit = _name_mask(regions, rule["region"])
-        s_hit = _name_mask(series, rule["series"])
+        s_hit = series_mask(series, rule)
         if not r_hit.any() or not s_hit.any():
             continue
         mask = r_hit[region_code] & s_hit[series_code]
@@ -213,10 +227,42 @@ def apply_quirks(raw: pl.DataFrame, quirks: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def series_mask(names: list[str], rule: dict) -> np.ndarray:
+    """Which series names a rule applies to (a clock shift adds every clock series, see the
+    module docstring); one extra False entry for null codes."""
+    hit = _name_mask(names, rule["series"])
+    if rule["action"] == "shift_hours" and _moves_the_clock(names, rule["series"]):
+        hit |= clock_mask(names)
+    return hit
+
+
+def names_matching(names: list[str], pattern: str) -> list[str]:
+    """The names a glob (with `|` alternatives) matches, in the given order."""
+    return [name for name, hit in zip(names, _name_mask(names, pattern), strict=False) if hit]
+
+
 def _name_mask(names: list[str], pattern: str) -> np.ndarray:
     """Which names match the glob; one extra False entry for null codes."""
     regex = re.compile(glob_to_regex(pattern))
     return np.array([bool(regex.match(name)) for name in names] + [False], dtype=bool)
+
+
+def _moves_the_clock(names: list[str], pattern: str) -> bool:
+    """Whether a shift's series glob names a balance series: D, NG, TI or a fuel (any fuel that
+    is present, or a pattern that would match one such as `generation_*`)."""
+    regex = re.compile(glob_to_regex(pattern))
+    fuels = [n for n in names if n.startswith(FUEL_PREFIX)] + [FUEL_PREFIX + "col"]
+    return any(regex.match(name) for name in (*BALANCE_SERIES, *fuels))
+
+
+def balance_mask(names: list[str]) -> np.ndarray:
+    """Which names are balance series (`balance.is_balance_series`); False for null codes."""
+    return np.array([is_balance_series(name) for name in names] + [False], dtype=bool)
+
+
+def clock_mask(names: list[str]) -> np.ndarray:
+    """Which names share a BA's clock (`balance.is_clock_series`); False for null codes."""
+    return np.array([is_clock_series(name) for name in names] + [False], dtype=bool)
 
 
 def _epoch_us(moment) -> int:

@@ -110,3 +110,35 @@ def test_reading_needs_no_dagster(config):
         "assert energy_assets.balancing_authorities().height > 60"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sql_queries_the_stored_days_as_tables_named_by_asset(config):
+    query = """
+        SELECT region, count(*) AS hours, sum(value) AS total
+        FROM imputed_series WHERE series = 'demand' GROUP BY region ORDER BY region
+    """
+    frame = energy_assets.sql(query, "2024-03-05", "2024-03-06", config=config)
+    expected = (
+        pl.concat([imputed_day(d) for d in DAYS[1:]])
+        .filter(pl.col("series") == "demand")
+        .group_by("region")
+        .agg(pl.len().cast(pl.Int64).alias("hours"), pl.col("value").sum().alias("total"))
+        .sort("region")
+    )
+    assert frame.rows() == expected.rows()
+    every_day = energy_assets.sql("SELECT count(*) AS n FROM imputed_series", config=config)
+    assert every_day["n"].item() == len(DAYS) * 24 * 4
+
+
+def test_sql_errors_name_the_stored_tables(config):
+    with pytest.raises(ValueError, match="stored tables: imputed_series"):
+        energy_assets.sql("SELECT * FROM features_hourly", config=config)
+    with pytest.raises(ValueError, match="both start and end"):
+        energy_assets.sql("SELECT * FROM imputed_series", "2024-03-04", config=config)
+
+
+def test_scan_is_lazy_and_equals_load(config):
+    lazy = energy_assets.scan("imputed/series", "2024-03-04", "2024-03-06", config=config)
+    assert isinstance(lazy, pl.LazyFrame)
+    loaded = energy_assets.load("imputed/series", "2024-03-04", "2024-03-06", config=config)
+    assert lazy.collect().equals(loaded)

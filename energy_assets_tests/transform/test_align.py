@@ -264,7 +264,8 @@ def test_packaged_quirk_table_carries_the_open_grid_emissions_fixes() -> None:
     assert table.height >= 9
     assert table.get_column("source").str.contains("open-grid-emissions").all()
     assert set(table.get_column("action")) <= {"shift_hours", "flip_sign", "scale"}
-    # SC's local-time stamps: 5 h late in winter, 4 h in summer, fixed from 2020-12-31.
+    # SC's local-time stamps: 5 h late in winter, 4 h in summer, fixed from 2020-12-31; the
+    # whole clock moves (D, NG, TI, fuels, interchange).
     raw = _raw(
         [
             (datetime(2019, 1, 10, tzinfo=UTC), "SC", "demand", 1.0),
@@ -278,7 +279,7 @@ def test_packaged_quirk_table_carries_the_open_grid_emissions_fixes() -> None:
         datetime(2019, 1, 9, 19, tzinfo=UTC),
         datetime(2019, 7, 9, 20, tzinfo=UTC),
         datetime(2021, 7, 10, tzinfo=UTC),
-        datetime(2019, 7, 10, tzinfo=UTC),
+        datetime(2019, 7, 9, 20, tzinfo=UTC),  # TI moves with D and NG: D = NG - TI holds
     ]
 
 

@@ -1,4 +1,4 @@
-"""Both transform benchmark scripts run end to end at tiny sizes (not timed)."""
+"""The transform benchmark and audit scripts run end to end at tiny sizes (not timed)."""
 
 from __future__ import annotations
 
@@ -71,3 +71,16 @@ def test_perf_transform_benchmark_smoke(tmp_path: Path) -> None:
         assert _finite(v["rows_per_s"])
     assert _finite(result["ratio_total"])
     assert result["agreement"]["flag_agreement"] > 0.99
+
+
+def test_quirk_balance_audit_smoke(realdata: Path, tmp_path: Path) -> None:
+    _run(
+        "quirk_balance.py",
+        "--data", str(realdata / "gridemissions"),
+        "--json", str(tmp_path / "audit.json"),
+    )  # fmt: skip
+    rows = json.loads((tmp_path / "audit.json").read_text())
+    assert len(rows) >= 9 and all(r["verdict"] for r in rows)
+    checked = [r for r in rows if r["ba_hours"]]
+    assert checked and all(r["balance_breaks"] == 0 for r in checked)
+    assert all(_finite(r["balance_pct_after"]) for r in checked)
