@@ -722,9 +722,9 @@ EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {
             "balance_identities_hold",
             "error",
             f"In every hour the identities hold within {IDENTITY_TOLERANCE_MW:g} MW wherever all "
-            "their values are present: NG - D - TI, TI - sum of interchange_to_*, NG - sum of "
-            "generation_*, ID(A->B) + ID(B->A) (computed from the stored rows, independently of "
-            "the solver).",
+            "their values are present: D - (NG - TI), TI - sum of interchange_to_*, NG - sum of "
+            "generation_*, ID(A->B) + ID(B->A) (transform/balance.py's tables over the stored "
+            "rows, independently of the solver).",
             _identities_hold,
         )
     ],

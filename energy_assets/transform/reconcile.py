@@ -76,6 +76,15 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from energy_assets.transform.balance import (
+    BALANCE_SERIES,
+    FUEL_PREFIX,
+    INTERCHANGE_PREFIX,
+    antisymmetry_table,
+    balance_table,
+    fuel_sum_table,
+    interchange_sum_table,
+)
 from energy_assets.transform.grid import (
     HOUR_US,
     TIME,
@@ -90,9 +99,8 @@ from energy_assets.transform.quirks import glob_to_regex
 KINDS = ("D", "NG", "TI", "ID", "fuel")
 """Series kinds in the balance: demand, net generation, total interchange, pairwise interchange
 (`interchange_to_<BA>`), generation by fuel (`generation_<fuel>`)."""
-_NAMED = {"demand": "D", "net_generation": "NG", "total_interchange": "TI"}
-ID_PREFIX = "interchange_to_"
-FUEL_PREFIX = "generation_"
+_NAMED = dict(zip(BALANCE_SERIES, ("D", "NG", "TI"), strict=True))
+ID_PREFIX = INTERCHANGE_PREFIX
 
 CONSTRAINTS = ("none", "balance", "interchange_sum", "fuel_sum", "antisymmetry", "floor")
 """`moved_by` values: the constraint that moved a value most."""
@@ -934,78 +942,32 @@ IDENTITIES = ("balance", "interchange_sum", "fuel_sum", "antisymmetry")
 
 
 def identity_residuals(frame: pl.DataFrame, value: str = "value") -> pl.DataFrame:
-    """Residual (MW) of every identity that a long table's rows fully determine, per hour.
+    """Residual (MW) of every identity a long table's rows determine, per hour: `balance.py`'s
+    tables (polars over the rows alone, no solver structure), so the contract check judges the
+    solver independently. balance D - (NG - TI) where the BA reports all three; interchange_sum
+    TI - sum of its reported interchange_to_*; fuel_sum NG - sum of its reported generation_*;
+    antisymmetry ID_rs + ID_sr where both directions are reported (once per pair). Columns:
+    interval_start_utc, identity, region, counterpart (the pair's other BA, else null),
+    residual_mw. `value`: the column to judge (`value_imputed` for the input)."""
+    rows = frame.select(TIME_COL, "region", "series", pl.col(value).alias("value"))
 
-    Computed with polars from the rows alone (no solver structure), so the contract check
-    judges the solver independently. An identity is evaluated when all its values are present:
-    balance NG - D - TI (the BA reports all three); interchange_sum TI - sum of the BA's
-    interchange_to_*; fuel_sum NG - sum of its generation_*; antisymmetry ID_rs + ID_sr (both
-    directions reported). Columns: interval_start_utc, identity, region, counterpart (the other
-    BA of a pair, else null), residual_mw.
-    """
-    rows = frame.select(TIME_COL, "region", "series", pl.col(value).alias("v"))
-    key = [TIME_COL, "region"]
-    named = rows.filter(pl.col("series").is_in(list(_NAMED))).pivot(
-        on="series", index=key, values="v", aggregate_function="first"
-    )
-    for name in _NAMED:
-        if name not in named.columns:
-            named = named.with_columns(pl.lit(None, pl.Float64).alias(name))
-
-    def parts(prefix: str, alias: str) -> pl.DataFrame:
-        return (
-            rows.filter(pl.col("series").str.starts_with(prefix))
-            .group_by(key)
-            .agg(pl.col("v").sum().alias(alias), pl.col("v").null_count().alias(alias + "_nulls"))
-        )
-
-    def out(df: pl.DataFrame, identity: str, residual: pl.Expr) -> pl.DataFrame:
-        return df.select(
+    def shaped(table: pl.DataFrame, identity: str, counterpart: pl.Expr) -> pl.DataFrame:
+        return table.select(
             TIME_COL,
             pl.lit(identity).alias("identity"),
             "region",
-            pl.lit(None, pl.Utf8).alias("counterpart"),
-            residual.alias("residual_mw"),
+            counterpart.alias("counterpart"),
+            "residual_mw",
         ).drop_nulls("residual_mw")
 
-    d, ng, ti = pl.col("demand"), pl.col("net_generation"), pl.col("total_interchange")
-    balance = out(named, "balance", ng - d - ti)
-    ids = named.join(parts(ID_PREFIX, "id_sum"), on=key, how="inner").filter(
-        pl.col("id_sum_nulls") == 0
-    )
-    fuels = named.join(parts(FUEL_PREFIX, "fuel_sum"), on=key, how="inner").filter(
-        pl.col("fuel_sum_nulls") == 0
-    )
-    pair_rows = rows.filter(pl.col("series").str.starts_with(ID_PREFIX)).with_columns(
-        pl.col("series").str.strip_prefix(ID_PREFIX).alias("counterpart")
-    )
-    pairs = (
-        pair_rows.join(
-            pair_rows.select(
-                TIME_COL,
-                pl.col("counterpart").alias("region"),
-                pl.col("region").alias("counterpart"),
-                pl.col("v").alias("v_back"),
-            ),
-            on=[TIME_COL, "region", "counterpart"],
-            how="inner",
-        )
-        .filter(pl.col("region") < pl.col("counterpart"))
-        .select(
-            TIME_COL,
-            pl.lit("antisymmetry").alias("identity"),
-            "region",
-            "counterpart",
-            (pl.col("v") + pl.col("v_back")).alias("residual_mw"),
-        )
-        .drop_nulls("residual_mw")
-    )
+    none = pl.lit(None, pl.Utf8)
+    pairs = antisymmetry_table(rows).filter(pl.col("region") < pl.col("partner"))
     return pl.concat(
         [
-            balance,
-            out(ids, "interchange_sum", ti - pl.col("id_sum")),
-            out(fuels, "fuel_sum", ng - pl.col("fuel_sum")),
-            pairs,
+            shaped(balance_table(rows), "balance", none),
+            shaped(interchange_sum_table(rows), "interchange_sum", none),
+            shaped(fuel_sum_table(rows), "fuel_sum", none),
+            shaped(pairs, "antisymmetry", pl.col("partner")),
         ],
         how="vertical",
     ).sort(TIME_COL, "identity", "region", "counterpart")
