@@ -77,8 +77,12 @@ def features_from_ruggles(folder: Path, bas: tuple[str, ...]):
 
 
 def dataset(features, args, first, end):
-    from energy_assets.assets.ml import feature_spec
-    from energy_assets.ml.dataset import DatasetConfig, build_dataset, fit_normalization
+    from energy_assets.ml.dataset import (
+        DatasetConfig,
+        build_dataset,
+        feature_spec,
+        fit_normalization,
+    )
     from energy_assets.ml.forecaster import SeriesArrays
     from energy_assets.ml.loader import load_dataset_tensors
 

@@ -32,7 +32,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from energy_assets.contracts.core import CheckOutcome, Contract
 from energy_assets.contracts.evaluate import PlannedCheck, check_plan, run_checks
-from energy_assets.contracts.tables import EXTRA_CHECKS, contract_for
+from energy_assets.contracts.tables import EXTRA_CHECKS, contract_for, expected_groups_for
 from energy_assets.io.parquet import PartitionLoader
 from energy_assets.lineage import latest_materializations
 from energy_assets.partitions import DAILY
@@ -148,7 +148,10 @@ def results_per_day(
 
 
 def evaluate_partitions(
-    contract: Contract, partitions: PartitionLoader, extra: list[PlannedCheck]
+    contract: Contract,
+    partitions: PartitionLoader,
+    extra: list[PlannedCheck],
+    expected: pl.DataFrame | None = None,
 ) -> dict[str, list[CheckOutcome]]:
     """Every check of the plan for each loaded day, one day in memory at a time.
 
@@ -157,7 +160,7 @@ def evaluate_partitions(
     A contract whose key spans days (ring segments) is checked on the concatenated range, and
     that outcome stands for each of its days.
     """
-    plan = check_plan(contract, extra)
+    plan = check_plan(contract, extra, expected)
     if not partitions.keys:
         return {}
     if contract.partition_column is None or contract.partition_column not in contract.primary_key:
@@ -239,9 +242,15 @@ def contract_checks(asset_key_path: str) -> AssetChecksDefinition:
         ins={"frame": AssetIn(key=key)},
         description=f"Contract {contract.name}: {contract.description}",
         can_subset=False,
+        # what a complete day holds follows the run's `sources:` settings
+        required_resource_keys={"sources"} if contract.completeness else set(),
     )
     def _check(context: AssetCheckExecutionContext, frame: PartitionLoader):
-        by_day = evaluate_partitions(contract, frame, extra)
+        expected = None
+        if contract.completeness is not None:
+            settings = context.resources.sources.source_settings()
+            expected = expected_groups_for(asset_key_path, settings)
+        by_day = evaluate_partitions(contract, frame, extra, expected)
         if len(by_day) == 1:  # a single-partition run: Dagster records the day itself
             for outcome in next(iter(by_day.values())):
                 yield result_for(key, outcome)

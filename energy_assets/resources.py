@@ -10,16 +10,14 @@ oasis.caiso.com and archive-api.open-meteo.com, with the EIA key from `EIA_API_K
 from __future__ import annotations
 
 import itertools
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-OFFLINE_KEY = "offline-stand-in-key"
+from energy_assets.sources.registry import SourceSettings
 
 
 class SourcesResource(ConfigurableResource):
@@ -91,8 +89,37 @@ class SourcesResource(ConfigurableResource):
         "folder (set from the deployment: energy_assets/pacing.py); null: per process.",
     )
 
+    no_data_days: list[str] = Field(
+        default_factory=list,
+        description="Offline only: days for which the stand-in answers as upstream does when it "
+        "has nothing (EIA total 0, OASIS error 1000, Open-Meteo nulls), to rehearse an outage.",
+    )
+
     _server: Any = PrivateAttr(default=None)
-    _points_cache: Any = PrivateAttr(default=None)
+
+    @field_validator("no_data_days", mode="before")
+    @classmethod
+    def _iso_days(cls, value: object) -> object:
+        """YAML dates or ISO texts, kept as ISO texts (YYYY-MM-DD)."""
+        if not isinstance(value, list):
+            return value
+        days = []
+        for item in value:
+            try:
+                day = item if isinstance(item, date) else date.fromisoformat(str(item))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an ISO date (YYYY-MM-DD)") from None
+            days.append(day.isoformat())
+        return days
+
+    @model_validator(mode="after")
+    def _no_data_days_offline(self) -> SourcesResource:
+        if self.no_data_days and self.mode != "offline":
+            raise ValueError(
+                "no_data_days rehearses an upstream outage on the offline stand-in: remove it "
+                "for mode=live"
+            )
+        return self
 
     @field_validator("mode")
     @classmethod
@@ -152,88 +179,35 @@ class SourcesResource(ConfigurableResource):
     def start_standin(self):
         from energy_assets.offline.standin import start_standin
 
-        return start_standin(self.build_world())
+        world = self.build_world()
+        if self.no_data_days:
+            from energy_assets.offline.world import NoDataDays
+
+            world = NoDataDays(world, self.no_data_days)
+        return start_standin(world)
 
     # --- clients (the registry's Clients protocol) ---------------------------------------
-    def _base(self, live_url: str, path: str) -> str:
-        if self.mode == "live":
-            return live_url
-        if self._server is None:
-            raise RuntimeError(
-                "the offline stand-in is not running: use this resource inside a Dagster step "
-                "or call setup_for_execution first"
-            )
-        return self._server.base_url + path
-
-    def eia(self):
-        from energy_assets.sources.eia import EIAClient, EIAConfig
-
-        key = OFFLINE_KEY if self.mode == "offline" else os.environ.get(self.eia_api_key_env)
-        if not key:
-            raise ValueError(
-                f"mode=live needs an EIA API key in ${self.eia_api_key_env}: register for a free "
-                "key at https://www.eia.gov/opendata/register.php and export it"
-            )
-        return EIAClient(
-            EIAConfig(
-                base_url=self._base(self.eia_base_url, "/v2"),
-                api_key=key,
-                respondents=self.respondents,
-                max_attempts=self.max_attempts,
-                base_delay_s=self.base_delay_s,
-            )
+    def source_settings(self) -> SourceSettings:
+        """The `sources:` block as the registry's factories see it (no Dagster)."""
+        return SourceSettings(
+            mode=self.mode,
+            respondents=tuple(self.respondents) if self.respondents else None,
+            options=self.model_dump(),
+            standin_url=None if self._server is None else self._server.base_url,
         )
 
-    def caiso(self):
-        from energy_assets.sources.caiso import CAISOClient, CAISOConfig
+    def client(self, source: str) -> Any:
+        """The registered source's client, built by its spec from these settings."""
+        from energy_assets.sources.registry import SOURCES
 
-        interval = self.caiso_min_interval_s if self.mode == "live" else 0.0
-        session = None
-        if interval > 0 and self.shared_pacing:
-            import requests
-
-            from energy_assets.pacing import SharedPacedSession, pacer_for
-
-            # the gap holds across every worker, not only within this step's process
-            pacer = pacer_for(self.shared_pacing, "caiso_oasis", interval)
-            session = SharedPacedSession(requests.Session(), pacer)
-        return CAISOClient(
-            CAISOConfig(
-                base_url=self._base(self.caiso_base_url, "/oasisapi"),
-                min_interval_s=interval,
-                max_attempts=self.max_attempts,
-                base_delay_s=self.base_delay_s,
-            ),
-            session=session,  # type: ignore[arg-type]
-        )
-
-    def openmeteo(self):
-        from energy_assets.sources.openmeteo import OpenMeteoClient, OpenMeteoConfig
-
-        return OpenMeteoClient(
-            OpenMeteoConfig(
-                base_url=self._base(self.openmeteo_base_url, "/v1"),
-                # the free tier's weighted-call budget binds the real service, not our stand-in
-                **(
-                    {}
-                    if self.mode == "live"
-                    else {"max_weight_per_minute": 1e9, "max_weight_per_hour": 1e9}
-                ),
-                max_attempts=self.max_attempts,
-                base_delay_s=self.base_delay_s,
-            )
-        )
-
-    def weather_points(self) -> pl.DataFrame:
-        """The representative point of each extracted balancing authority (code, lat, lon)."""
-        if self._points_cache is None:
-            from energy_assets.sources.balancing_authorities import load_balancing_authorities
-
-            table = load_balancing_authorities()
-            if self.respondents:
-                table = table.filter(pl.col("code").is_in(self.respondents))
-            self._points_cache = table.select("code", "latitude", "longitude")
-        return self._points_cache
+        try:
+            spec = SOURCES[source]
+        except KeyError:
+            raise KeyError(
+                f"no source {source!r} is registered; known: {', '.join(SOURCES)} "
+                "(energy_assets/sources/registry.py)"
+            ) from None
+        return spec.make_client(self.source_settings())
 
 
 class PipelineResource(ConfigurableResource):

@@ -19,7 +19,6 @@
 """
 
 from datetime import UTC, date, datetime, timedelta
-from math import ceil
 from typing import Any
 
 import numpy as np
@@ -177,29 +176,15 @@ def ml_forecaster(
 
 
 def eval_days(pipeline: PipelineResource, dataset: PartitionLoader) -> tuple[list[str], int]:
-    """The test period's days (an open period ends at the last stored day), preceded by the
-    stored context days (a contiguous run, at most max(context, one week) back); returns the
-    days and how many of them are context."""
+    """The test period's days and their stored context days (ml/forecaster.evaluation_days)."""
     bounds = dataset_config(pipeline).bounds()
-    first = _utc_day(bounds.test_start_utc)
-    if bounds.test_end_utc is not None:
-        end = datetime.fromisoformat(bounds.test_end_utc).astimezone(UTC)
-        last = end.date() + (
-            timedelta(days=1) if end.time() != datetime.min.time() else timedelta()
-        )
-    else:
-        stored = [k for k in dataset.keys if k >= first.isoformat() and dataset.stored(k)]
-        if not stored:
-            raise FileNotFoundError(f"no ml/dataset day stored from {first}: materialize it first")
-        last = date.fromisoformat(stored[-1]) + timedelta(days=1)
-    back = ceil(max(pipeline.forecaster_context_hours, fc.SEASONAL_LAG_HOURS) / 24)
-    context_days: list[str] = []
-    for i in range(1, back + 1):
-        day = (first - timedelta(days=i)).isoformat()
-        if not dataset.stored(day):
-            break
-        context_days.insert(0, day)
-    return context_days + _day_range(first, last), len(context_days)
+    return fc.evaluation_days(
+        bounds.test_start_utc,
+        bounds.test_end_utc,
+        pipeline.forecaster_context_hours,
+        dataset.stored,
+        dataset.keys,
+    )
 
 
 @asset(

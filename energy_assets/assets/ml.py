@@ -42,8 +42,8 @@ from energy_assets.checks import results_per_day
 from energy_assets.io.parquet import FrameWithMetadata, PartitionLoader, window
 from energy_assets.ml.dataset import (
     DatasetConfig,
-    FeatureSpec,
     build_dataset,
+    feature_spec,
     fit_normalization,
 )
 from energy_assets.ml.dataset import check_dataset as check_dataset_rows
@@ -55,16 +55,6 @@ from energy_assets.ml.splits import SplitBounds
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import PipelineResource
-from energy_assets.transform.features import FEATURE_COLUMNS
-
-
-def feature_spec() -> FeatureSpec:
-    """The features contract's roles: the target, known-in-advance and past-only covariates."""
-    return FeatureSpec(
-        target="demand_mw",
-        known_in_advance=[n for n, c in FEATURE_COLUMNS.items() if c.role == "known_in_advance"],
-        past_only=[n for n, c in FEATURE_COLUMNS.items() if c.role == "past_only"],
-    )
 
 
 def _utc(text: str | None) -> datetime | None:

@@ -5,8 +5,15 @@
 - `raw/<source>`: the day's parsed long table (interval_start_utc, region, series, copy_index,
   value, units, source), re-parsed from the stored responses, never from the network.
 
-Asset keys: raw/eia930_responses, raw/eia930, raw/caiso_responses, raw/caiso,
-raw/weather_responses, raw/weather.
+Asset keys of the sources registered today: raw/eia930_responses, raw/eia930,
+raw/caiso_responses, raw/caiso, raw/weather_responses, raw/weather. `registered_raw_assets()`
+builds them from the registry as it is when called (the Definitions call it), so a source added
+to `SOURCES` gets its two assets with no edit here.
+
+An upstream "no data" answer (EIA total 0, OASIS error 1000, Open-Meteo nulls) is stored as
+received and recorded on the day's responses materialization as `upstream_no_data` (the answers,
+by dataset and request); the parsed table's blocking `complete_day` check then names what the day
+lacks, so such a day is never taken for a complete one.
 
 Retries: only a fetch's transient upstream trouble runs a step again (`_fetch_or_fail`); a
 refused key, a bad request, an unusable body, a contract violation or storage that cannot be
@@ -25,6 +32,7 @@ from dagster import (
     Backoff,
     Failure,
     Jitter,
+    MetadataValue,
     RetryPolicy,
     RetryRequested,
     asset,
@@ -39,7 +47,13 @@ from energy_assets.sources.base import (
     raw_responses_frame,
     responses_from_frame,
 )
-from energy_assets.sources.registry import SOURCES, SourceSpec, fetch_days, parse_days
+from energy_assets.sources.registry import (
+    SOURCES,
+    SourceSpec,
+    fetch_days,
+    parse_days,
+    upstream_no_data,
+)
 
 
 def step_retry_policy(sources: SourcesResource) -> RetryPolicy:
@@ -115,6 +129,17 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
             f"{spec.name}: {sum(len(r) for r in by_day.values())} responses for "
             f"{len(by_day)} day(s)"
         )
+        for day, responses in by_day.items():
+            empty = upstream_no_data(spec, responses)
+            if empty:
+                context.log.warning(f"{spec.name} {day}: upstream has no data for {empty}")
+            context.add_asset_metadata(
+                {
+                    "upstream_no_data": MetadataValue.json(empty),
+                    "upstream_no_data_count": MetadataValue.int(len(empty)),
+                },
+                partition_key=day.isoformat(),
+            )
         return {
             day.isoformat(): raw_responses_frame(responses)
             .with_columns(pl.lit(day).alias("partition_date"))
@@ -139,11 +164,22 @@ def raw_assets(spec: SourceSpec) -> list[AssetsDefinition]:
         def stored(day: date):
             return responses_from_frame(responses.load(day.isoformat()))
 
-        return {
-            day.isoformat(): rows for day, rows in parse_days(spec, sources, _days(context), stored)
-        }
+        parsed = {}
+        for day, rows in parse_days(spec, sources, _days(context), stored):
+            # upstream legitimately sends null values (EIA `"value": null`): kept as null, counted
+            context.add_asset_metadata(
+                {"null_values": MetadataValue.int(rows["value"].null_count())},
+                partition_key=day.isoformat(),
+            )
+            parsed[day.isoformat()] = rows
+        return parsed
 
     return [_responses, _parsed]
 
 
-RAW_ASSETS: list[AssetsDefinition] = [a for spec in SOURCES.values() for a in raw_assets(spec)]
+def registered_raw_assets() -> list[AssetsDefinition]:
+    """The raw assets of every source registered now (a source added at run time included)."""
+    return [a for spec in SOURCES.values() for a in raw_assets(spec)]
+
+
+RAW_ASSETS: list[AssetsDefinition] = registered_raw_assets()

@@ -82,6 +82,24 @@ class OpenColumns(BaseModel):
     role: Role | None = None
 
 
+class Completeness(BaseModel):
+    """What a complete UTC day holds: every expected group of `by` columns, with a value in each
+    of its `hours_per_day` hours. The expected groups come from the source registry and the run
+    settings (`sources/registry.py`, each spec's `expected`), never from the data itself: a day
+    that lacks a configured respondent fails even when nothing at all arrived."""
+
+    model_config = ConfigDict(frozen=True)
+    by: tuple[str, ...] = ("region", "series")
+    sources: tuple[str, ...] | None = Field(
+        default=None, description="Registered sources whose expected groups apply; None: all."
+    )
+    value_column: str = Field(
+        default="value", description="A group holds an hour when this column is not null there."
+    )
+    hours_per_day: int = 24
+    expected: str = Field(description="What is expected, in words (the data dictionary).")
+
+
 class Contract(BaseModel):
     """A table's promise. `partition_column` assigns rows to UTC days (datetime or date); None
     for a whole-range artifact stored as one file (fitted statistics, packed sequences)."""
@@ -97,6 +115,10 @@ class Contract(BaseModel):
         default=None,
         description="When set, every group of these columns has all 24 hours of each UTC day.",
     )
+    completeness: Completeness | None = Field(
+        default=None,
+        description="What a complete day holds; drives the blocking `complete_day` check.",
+    )
     volatile_columns: tuple[str, ...] = Field(
         default=(),
         description="Columns that differ between two stores of the same content (a response's "
@@ -111,7 +133,16 @@ class Contract(BaseModel):
         if self.partition_column is None and self.hourly_complete_by:
             raise ValueError(f"contract {self.name}: hourly completeness needs a partition column")
         partition = () if self.partition_column is None else (self.partition_column,)
-        for key in (*self.primary_key, *partition, *(self.hourly_complete_by or ())):
+        complete = () if self.completeness is None else self.completeness.by
+        if self.completeness is not None and self.partition_column is None:
+            raise ValueError(f"contract {self.name}: completeness needs a partition column")
+        for key in (
+            *self.primary_key,
+            *partition,
+            *(self.hourly_complete_by or ()),
+            *complete,
+            *((self.completeness.value_column,) if self.completeness else ()),
+        ):
             if key not in names:
                 raise ValueError(f"contract {self.name}: {key!r} is not one of its columns")
         return self

@@ -40,6 +40,12 @@ def render() -> str:
                 if contract.hourly_complete_by
                 else ""
             )
+            + (
+                f" A complete day holds {contract.completeness.expected}"
+                f" ({contract.completeness.hours_per_day} hours each)."
+                if contract.completeness
+                else ""
+            )
             + "\n"
         )
         parts.append("| column | dtype | unit | null | role | description |")
@@ -57,9 +63,10 @@ def render() -> str:
                 f"| `{family.prefix}*` | {family.dtype} | | yes | {family.role or ''} "
                 f"| {family.description} |"
             )
+        extra = {x.name: x for k in aliases for x in EXTRA_CHECKS.get(k, [])}
         checks = ", ".join(
             f"`{p.name}`" + (" (warn)" if p.severity == "warn" else "")
-            for p in check_plan(contract, [x for k in aliases for x in EXTRA_CHECKS.get(k, [])])
+            for p in check_plan(contract, list(extra.values()))
         )
         parts.append(f"\nChecks: {checks}.\n")
     return "\n".join(parts).strip() + "\n"

@@ -30,16 +30,21 @@ class PlannedCheck:
     range_columns: tuple[str, ...] = ()
     """Set when the check must see the whole checked range at once (it compares days); it
     then gets only these columns, so long ranges stay cheap."""
+    explain: Callable[[pl.DataFrame], str] | None = None
+    """When set, a failure's description ends with this account of the offending rows."""
 
 
 def _outcome(planned: PlannedCheck, finding: Finding) -> CheckOutcome:
     offending, figures = finding
     n = 0 if offending is None else offending.height
+    description = planned.description
+    if n and planned.explain is not None:
+        description = f"{description} {planned.explain(offending)}"
     return CheckOutcome(
         name=planned.name,
         passed=n == 0,
         severity=planned.severity,
-        description=planned.description,
+        description=description,
         offending_rows=n,
         sample=None if offending is None or n == 0 else offending.head(SAMPLE_ROWS),
         figures=figures,
@@ -105,12 +110,88 @@ def _hourly_continuity(contract: Contract, frame: pl.DataFrame) -> Finding:
     return offending.sort(groups), {"hours_expected_per_group": float(expected)}
 
 
-def check_plan(contract: Contract, extra: list[PlannedCheck] | None = None) -> list[PlannedCheck]:
-    """Every check `contract` implies, in a stable order, plus hand-written `extra` checks."""
+def name_groups(groups: pl.DataFrame, limit: int = 12) -> str:
+    """Groups named for a person: regions that lack the same series share one clause,
+    e.g. "PJM, MISO: demand, net_generation; CISO: lmp"."""
+    if groups.height == 0:
+        return ""
+    if set(groups.columns) != {"region", "series"}:
+        shown = [", ".join(str(v) for v in row) for row in groups.head(limit).rows()]
+        more = f" and {groups.height - limit} more" if groups.height > limit else ""
+        return "; ".join(f"({row})" for row in shown) + more
+    per_region = groups.group_by("region").agg(pl.col("series").sort().str.join(", "))
+    clauses = (
+        per_region.group_by("series")
+        .agg(pl.col("region").sort(), pl.len().alias("n"))
+        .sort(["n", "series"], descending=[True, False])
+    )
+    parts = []
+    for series, regions, _ in clauses.head(limit).iter_rows():
+        names = ", ".join(regions[:limit]) + (
+            f" and {len(regions) - limit} more" if len(regions) > limit else ""
+        )
+        parts.append(f"{names} (series {series})")
+    more = f"; {clauses.height - limit} more combinations" if clauses.height > limit else ""
+    return "; ".join(parts) + more
+
+
+def _complete_day(expected: pl.DataFrame | None) -> Callable[[Contract, pl.DataFrame], Finding]:
+    def run(contract: Contract, frame: pl.DataFrame) -> Finding:
+        rule = contract.completeness
+        assert rule is not None
+        if expected is None or expected.height == 0:
+            return None, {"expected_groups": 0.0}
+        by = list(rule.by)
+        held = frame.filter(pl.col(rule.value_column).is_not_null()).select(by).unique()
+        missing = expected.select(by).join(held, on=by, how="anti").sort(by)
+        return missing, {
+            "expected_groups": float(expected.height),
+            "missing_groups": float(missing.height),
+        }
+
+    return run
+
+
+def _complete_hours(expected: pl.DataFrame | None) -> Callable[[Contract, pl.DataFrame], Finding]:
+    def run(contract: Contract, frame: pl.DataFrame) -> Finding:
+        rule = contract.completeness
+        assert rule is not None and contract.partition_column is not None
+        if expected is None or expected.height == 0 or frame.height == 0:
+            return None, {}
+        by, time = list(rule.by), pl.col(contract.partition_column)
+        days = frame.select(time.dt.truncate("1d").n_unique()).item()
+        wanted = rule.hours_per_day * days
+        hours = (
+            frame.filter(pl.col(rule.value_column).is_not_null())
+            .group_by(by)
+            .agg(time.dt.truncate("1h").n_unique().alias("hours_with_value"))
+        )
+        short = (
+            expected.select(by)
+            .join(hours, on=by, how="inner")
+            .filter(pl.col("hours_with_value") < wanted)
+            .with_columns(pl.lit(wanted).alias("hours_expected"))
+        )
+        return short.sort(by), {"hours_expected_per_group": float(wanted)}
+
+    return run
+
+
+def check_plan(
+    contract: Contract,
+    extra: list[PlannedCheck] | None = None,
+    expected: pl.DataFrame | None = None,
+) -> list[PlannedCheck]:
+    """Every check `contract` implies, in a stable order, plus hand-written `extra` checks.
+
+    `expected` holds the groups a complete day must hold (the contract's `completeness`,
+    resolved from the registry and the run settings: contracts/tables.py `expected_groups_for`);
+    without it the completeness checks have nothing to require and pass.
+    """
     plan: list[PlannedCheck] = []
 
-    def add(name: str, severity: Severity, description: str, fn, columns=()) -> None:
-        plan.append(PlannedCheck(name, severity, description, fn, tuple(columns)))
+    def add(name: str, severity: Severity, description: str, fn, columns=(), explain=None) -> None:
+        plan.append(PlannedCheck(name, severity, description, fn, tuple(columns), explain))
 
     add("schema", "error", "Columns and dtypes are exactly the contract's.", _schema)
     add(
@@ -144,6 +225,22 @@ def check_plan(contract: Contract, extra: list[PlannedCheck] | None = None) -> l
             _hourly_continuity,
             columns=(*contract.hourly_complete_by, contract.partition_column),
         )
+    if contract.completeness is not None:
+        rule = contract.completeness
+        add(
+            "complete_day",
+            "error",
+            f"Every expected {list(rule.by)} group holds a value on the day: {rule.expected}.",
+            _complete_day(expected),
+            explain=lambda missing: f"No value for {name_groups(missing)}.",
+        )
+        add(
+            "complete_hours",
+            "warn",
+            f"Every expected group that holds a value holds one in each of the "
+            f"{rule.hours_per_day} hours of the day (missing hours are filled downstream).",
+            _complete_hours(expected),
+        )
     return plan + list(extra or [])
 
 
@@ -168,7 +265,10 @@ def run_checks(
 
 
 def evaluate(
-    contract: Contract, frame: pl.DataFrame, extra: list[PlannedCheck] | None = None
+    contract: Contract,
+    frame: pl.DataFrame,
+    extra: list[PlannedCheck] | None = None,
+    expected: pl.DataFrame | None = None,
 ) -> list[CheckOutcome]:
     """Run every planned check on one frame."""
-    return run_checks(contract, frame, check_plan(contract, extra))
+    return run_checks(contract, frame, check_plan(contract, extra, expected))

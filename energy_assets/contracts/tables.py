@@ -2,16 +2,36 @@
 
 The IO manager looks contracts up here by asset key; `energy_assets/checks.py` turns each one into
 asset checks; `python -m energy_assets.contracts.docs` renders them into the README's data
-dictionary. Add a table: declare its Contract here and register it in CONTRACTS.
+dictionary. Add a table: declare its Contract here and register it in CONTRACTS. The raw tables
+are not listed by hand: `raw/<source>_responses` and `raw/<source>` of every registered source
+(sources/registry.py) are derived from its spec when looked up, so a new source needs no edit here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, MutableMapping
+from functools import lru_cache
+from typing import TypeVar
+
 import polars as pl
 
-from energy_assets.contracts.core import Bounds, Column, Contract, OpenColumns, dtype_name
+from energy_assets.contracts.core import (
+    Bounds,
+    Column,
+    Completeness,
+    Contract,
+    OpenColumns,
+    dtype_name,
+)
 from energy_assets.contracts.evaluate import Finding, PlannedCheck
-from energy_assets.sources.base import UNIT_LIMITS
+from energy_assets.sources.base import UNIT_LIMITS, responses_from_frame
+from energy_assets.sources.registry import (
+    SOURCES,
+    SourceSettings,
+    SourceSpec,
+    expected_groups,
+    upstream_no_data,
+)
 from energy_assets.transform.align import ALIGNED_SCHEMA
 from energy_assets.transform.clean import BA_PEAK_FACTOR, CLEAN_SCHEMA
 from energy_assets.transform.features import FEATURE_COLUMNS
@@ -93,11 +113,12 @@ RAW_RESPONSES = Contract(
 )
 
 
-def raw_long(name: str, description: str) -> Contract:
+def raw_long(name: str, description: str, completeness: Completeness | None = None) -> Contract:
     """The parsed long table every raw source asset stores."""
     return Contract(
         name=name,
         description=description,
+        completeness=completeness,
         columns=(
             TIME_KEY,
             REGION,
@@ -117,20 +138,14 @@ def raw_long(name: str, description: str) -> Contract:
     )
 
 
-RAW_EIA930 = raw_long(
-    "raw_eia930",
-    "EIA-930 hourly grid monitor rows from EIA API v2 (region-data, fuel-type-data, "
-    "interchange-data), period converted from UTC hour-ending to interval start. Units MW.",
-)
-RAW_CAISO = raw_long(
-    "raw_caiso",
-    "CAISO OASIS SLD_FCST load (actual and DAM/2DA/7DA forecasts) by TAC area and day-ahead "
-    "hourly LMP with its components at the three trading hubs.",
-)
-RAW_WEATHER = raw_long(
-    "raw_weather",
-    "Open-Meteo archive hourly weather at each balancing authority's representative point.",
-)
+@lru_cache(maxsize=64)
+def raw_contract(spec: SourceSpec) -> Contract:
+    """The parsed table of a registered source, with what a complete day of it holds."""
+    return raw_long(
+        f"raw_{spec.name}",
+        spec.description,
+        Completeness(sources=(spec.name,), expected=spec.expected_description),
+    )
 
 
 def from_schema(schema: dict, described: dict[str, Column]) -> tuple[Column, ...]:
@@ -191,6 +206,10 @@ ALIGNED = Contract(
     primary_key=("interval_start_utc", "region", "series"),
     partition_column="interval_start_utc",
     hourly_complete_by=("region", "series"),
+    completeness=Completeness(
+        expected="every registered source's expected groups (see its raw table); a group whose "
+        "every hour is null fails"
+    ),
 )
 
 IMPUTED = Contract(
@@ -577,13 +596,42 @@ ML_FORECAST_EVAL = Contract(
     partition_column=None,
 )
 
-CONTRACTS: dict[str, Contract] = {
-    "raw/eia930_responses": RAW_RESPONSES,
-    "raw/eia930": RAW_EIA930,
-    "raw/caiso_responses": RAW_RESPONSES,
-    "raw/caiso": RAW_CAISO,
-    "raw/weather_responses": RAW_RESPONSES,
-    "raw/weather": RAW_WEATHER,
+T = TypeVar("T")
+
+
+class WithRawTables(MutableMapping[str, T]):
+    """Entries per asset key: those of every registered source's raw tables, derived from the
+    registry at each lookup (a source added at run time is seen), then the declared ones."""
+
+    def __init__(self, raw: Callable[[SourceSpec], dict[str, T]], declared: dict[str, T]) -> None:
+        self._raw = raw
+        self._declared = declared
+
+    def _all(self) -> dict[str, T]:
+        derived = {k: v for spec in SOURCES.values() for k, v in self._raw(spec).items()}
+        return {**derived, **self._declared}
+
+    def __getitem__(self, key: str) -> T:
+        return self._all()[key]
+
+    def __setitem__(self, key: str, value: T) -> None:
+        self._declared[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._declared[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def _raw_contracts(spec: SourceSpec) -> dict[str, Contract]:
+    return {f"raw/{spec.name}_responses": RAW_RESPONSES, f"raw/{spec.name}": raw_contract(spec)}
+
+
+CONTRACTS: MutableMapping[str, Contract] = WithRawTables(_raw_contracts, {
     "aligned/series": ALIGNED,
     "imputed/series": IMPUTED,
     "reconciled/series": RECONCILED,
@@ -593,7 +641,10 @@ CONTRACTS: dict[str, Contract] = {
     "ml/ring_segments": ML_RING_SEGMENTS,
     "ml/forecaster": ML_FORECASTER,
     "ml/forecast_eval": ML_FORECAST_EVAL,
-}
+})  # fmt: skip
+RAW_EIA930 = CONTRACTS["raw/eia930"]
+RAW_CAISO = CONTRACTS["raw/caiso"]
+RAW_WEATHER = CONTRACTS["raw/weather"]
 
 
 def contract_for(asset_key_path: str) -> Contract:
@@ -602,8 +653,19 @@ def contract_for(asset_key_path: str) -> Contract:
     except KeyError:
         raise KeyError(
             f"no contract declared for asset {asset_key_path!r}: declare one in "
-            "energy_assets/contracts/tables.py and register it in CONTRACTS"
+            "energy_assets/contracts/tables.py and register it in CONTRACTS (a raw table: "
+            "register its source in energy_assets/sources/registry.py)"
         ) from None
+
+
+def expected_groups_for(asset_key_path: str, settings: SourceSettings) -> pl.DataFrame | None:
+    """The groups a complete day of this table holds under these settings (None: no rule)."""
+    rule = contract_for(asset_key_path).completeness
+    if rule is None:
+        return None
+    names = rule.sources if rule.sources is not None else tuple(SOURCES)
+    frames = [expected_groups(SOURCES[name], settings) for name in names]
+    return pl.concat(frames).unique().sort("region", "series")
 
 
 # --- hand-written checks beyond what a contract's columns imply --------------------------
@@ -703,10 +765,35 @@ VALUE_PHYSICALLY_POSSIBLE = PlannedCheck(
 )
 
 
-EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {
-    "raw/eia930": [VALUE_PHYSICALLY_POSSIBLE],
-    "raw/caiso": [VALUE_PHYSICALLY_POSSIBLE],
-    "raw/weather": [VALUE_PHYSICALLY_POSSIBLE],
+def upstream_answered_data(spec: SourceSpec) -> PlannedCheck:
+    """Warn on stored responses that were upstream's "no data" answer: the day is not complete
+    because upstream had nothing, which the parsed table's blocking `complete_day` then names."""
+
+    def run(contract: Contract, frame: pl.DataFrame) -> Finding:
+        if frame.height == 0:
+            return None, {}
+        empty = upstream_no_data(spec, responses_from_frame(frame))
+        return pl.DataFrame({"upstream_no_data": empty}, schema={"upstream_no_data": pl.String}), {
+            "upstream_no_data": float(len(empty))
+        }
+
+    return PlannedCheck(
+        "upstream_answered_data",
+        "warn",
+        'No stored response is upstream\'s "no data" answer (EIA total 0 or null data, OASIS '
+        "error 1000, Open-Meteo hours of nulls); such a day is recorded as having none.",
+        run,
+    )
+
+
+def _raw_checks(spec: SourceSpec) -> dict[str, list[PlannedCheck]]:
+    return {
+        f"raw/{spec.name}_responses": [upstream_answered_data(spec)],
+        f"raw/{spec.name}": [VALUE_PHYSICALLY_POSSIBLE],
+    }
+
+
+EXTRA_CHECKS: MutableMapping[str, list[PlannedCheck]] = WithRawTables(_raw_checks, {
     "imputed/series": [
         PlannedCheck(
             "imputed_share_below_threshold",
@@ -745,4 +832,4 @@ EXTRA_CHECKS: dict[str, list[PlannedCheck]] = {
             _demand_tracks_forecast,
         ),
     ],
-}
+})  # fmt: skip

@@ -91,6 +91,19 @@ class FeatureSpec(BaseModel):
         return self
 
 
+def feature_spec() -> FeatureSpec:
+    """The roles the features contract declares (transform/features.py FEATURE_COLUMNS):
+    `demand_mw` is the target; every known-in-advance and past-only column is a covariate of
+    its role. The platform's ML assets read features with exactly this split."""
+    from energy_assets.transform.features import FEATURE_COLUMNS
+
+    return FeatureSpec(
+        target="demand_mw",
+        known_in_advance=[n for n, c in FEATURE_COLUMNS.items() if c.role == "known_in_advance"],
+        past_only=[n for n, c in FEATURE_COLUMNS.items() if c.role == "past_only"],
+    )
+
+
 class DatasetConfig(BaseModel):
     """Window geometry, split dates and window quality filters."""
 

@@ -807,3 +807,45 @@ def training_curve(result: TrainResult) -> dict[str, Any]:
         "train_loss": [round(v, 6) for v in result.losses],
         "val_loss": [[s, round(v, 6)] for s, v in result.val_losses],
     }
+
+
+def evaluation_days(
+    test_start_utc: str,
+    test_end_utc: str | None,
+    context_hours: int,
+    stored: Callable[[str], bool],
+    stored_days: Sequence[str] = (),
+) -> tuple[list[str], int]:
+    """The days `ml/forecast_eval` scores, preceded by the stored context days it reads.
+
+    The test period runs from the day of `test_start_utc` to `test_end_utc` (exclusive; a
+    partial last day counts); an open period (None) ends with the last of `stored_days` on or
+    after its start. Context: the stored days just before the period, contiguous (the first
+    gap ends them), at most max(context_hours, one week for the seasonal-naive forecast) back.
+    Returns (context days + test days as ISO dates, number of context days).
+    """
+    from datetime import UTC, date, datetime, timedelta
+
+    def utc_day(text: str) -> date:
+        return datetime.fromisoformat(text).astimezone(UTC).date()
+
+    first = utc_day(test_start_utc)
+    if test_end_utc is not None:
+        end = datetime.fromisoformat(test_end_utc).astimezone(UTC)
+        last = end.date() + (
+            timedelta(days=1) if end.time() != datetime.min.time() else timedelta()
+        )
+    else:
+        later = sorted(d for d in stored_days if d >= first.isoformat() and stored(d))
+        if not later:
+            raise FileNotFoundError(f"no ml/dataset day stored from {first}: materialize it first")
+        last = date.fromisoformat(later[-1]) + timedelta(days=1)
+    back = math.ceil(max(context_hours, SEASONAL_LAG_HOURS) / 24)
+    context: list[str] = []
+    for i in range(1, back + 1):
+        day = (first - timedelta(days=i)).isoformat()
+        if not stored(day):
+            break
+        context.insert(0, day)
+    period = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days)]
+    return context + period, len(context)

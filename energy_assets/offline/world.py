@@ -11,7 +11,7 @@ pages, chunks and partitions agree with each other.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 import polars as pl
@@ -100,3 +100,51 @@ def eia_long(world: World, start: datetime, end: datetime) -> pl.DataFrame:
         .select(list(LONG_SCHEMA))
         .cast(LONG_SCHEMA)  # type: ignore[arg-type]
     )
+
+
+class NoDataDays:
+    """A world with nothing on some UTC days: every stand-in then answers as upstream does when
+    it has no data (EIA `total: 0`, OASIS error 1000, Open-Meteo hours of nulls).
+
+    `SourcesResource(no_data_days=[...])` wraps its world in this to rehearse an outage offline.
+    Any other attribute is the wrapped world's.
+    """
+
+    def __init__(self, world: World, days) -> None:
+        self.world = world
+        self.days = sorted({d if isinstance(d, date) else date.fromisoformat(str(d)) for d in days})
+
+    def __getattr__(self, name: str):
+        return getattr(self.world, name)
+
+    def _on_days(self) -> pl.Expr:
+        return pl.col("interval_start_utc").dt.date().is_in(self.days)
+
+    def _without(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.filter(~self._on_days())
+
+    def respondents(self) -> list[str]:
+        return self.world.respondents()
+
+    def eia_region_data(self, start: datetime, end: datetime) -> pl.DataFrame:
+        return self._without(self.world.eia_region_data(start, end))
+
+    def eia_fuel_type_data(self, start: datetime, end: datetime) -> pl.DataFrame:
+        return self._without(self.world.eia_fuel_type_data(start, end))
+
+    def eia_interchange_data(self, start: datetime, end: datetime) -> pl.DataFrame:
+        return self._without(self.world.eia_interchange_data(start, end))
+
+    def caiso_load(self, start: datetime, end: datetime) -> pl.DataFrame:
+        return self._without(self.world.caiso_load(start, end))
+
+    def caiso_lmp(self, start: datetime, end: datetime) -> pl.DataFrame:
+        return self._without(self.world.caiso_lmp(start, end))
+
+    def weather(
+        self, start: datetime, end: datetime, points: list[tuple[float, float]]
+    ) -> pl.DataFrame:
+        frame = self.world.weather(start, end, points)
+        return frame.with_columns(
+            pl.when(self._on_days()).then(None).otherwise(pl.col("value")).alias("value")
+        )

@@ -17,6 +17,9 @@ Authority Acronyms" table (September 2019). One row per BA:
 - `typical_peak_mw`: order of magnitude of the BA's peak hourly demand, used by the synthetic world
   to scale its series. Generation-only BAs (flagged in `point_description`) report no demand in
   reality; the table gives them a nominal small load of tens to a hundred MW.
+- `reports_demand`: false for those generation-only BAs. EIA-930 respondents all report net
+  generation and total interchange; only the others report demand. The completeness contracts
+  (`sources/registry.py`) expect demand only where this is true.
 
 Pure: no Dagster import.
 """
@@ -40,6 +43,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "point_description": pl.String(),
     "point_source": pl.String(),
     "typical_peak_mw": pl.Float64(),
+    "reports_demand": pl.Boolean(),
 }
 
 EIA_REGIONS = frozenset(

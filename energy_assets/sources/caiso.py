@@ -52,6 +52,7 @@ OASIS_TIME_FORMAT = "%Y%m%dT%H:%M-0000"
 GMT_COLUMN_FORMAT = "%Y-%m-%dT%H:%M:%S%:z"
 
 TRADING_HUBS = ["TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND"]
+CAISO_TOTAL_TAC_AREA = "CA ISO-TAC"  # SLD_FCST's total of the CAISO balancing area
 LOAD_MARKET_RUN_IDS = ["ACTUAL", "DAM", "2DA", "7DA"]
 
 LOAD_SERIES = {
@@ -423,6 +424,25 @@ def parse_caiso_responses(
             ~pl.col("series").str.starts_with("caiso_load_") | pl.col("region").is_in(tac_areas)
         )
     return out.sort(["interval_start_utc", "region", "series"], maintain_order=True)
+
+
+def is_no_data_zip(body: bytes) -> bool:
+    """Whether a stored OASIS answer is its "no data" error (ERR_CODE 1000) and nothing else."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    except (*ZIP_ERRORS, ValueError):
+        return False
+    codes = []
+    for name, member in members:
+        if not is_xml_member(name, member):
+            return False
+        try:
+            error = oasis_xml_error(member)
+        except MalformedResponse:
+            return False
+        codes.append(None if error is None else error[0])
+    return bool(codes) and all(code in EMPTY_RESULT_CODES for code in codes)
 
 
 def read_oasis_zip_stored(response: RawResponse) -> list[tuple[str, bytes]]:

@@ -323,6 +323,28 @@ def ba_points() -> pl.DataFrame:
 # --- parsing -------------------------------------------------------------------------------
 
 
+def is_all_null(body: bytes) -> bool:
+    """Whether an archive answer holds hours but no value at all: Open-Meteo's way of saying
+    "no data" (dates not yet in the archive come back as nulls, not as an error)."""
+    try:
+        payload = load_json(body)
+    except ValueError:
+        return False
+    locations = payload if isinstance(payload, list) else [payload]
+    seen_hours = False
+    for location in locations:
+        hourly = location.get("hourly") if isinstance(location, dict) else None
+        if not isinstance(hourly, dict):
+            return False
+        for name, values in hourly.items():
+            if name == "time" or not isinstance(values, list):
+                continue
+            seen_hours = seen_hours or bool(values)
+            if any(v is not None for v in values):
+                return False
+    return seen_hours
+
+
 def normalise_unit(unit: str) -> str:
     """Open-Meteo's unit text in ASCII: °C -> degC, W/m² -> W/m2; %, km/h unchanged."""
     return unit.replace("°", "deg").replace("²", "2").replace("³", "3").replace("µ", "u")

@@ -352,3 +352,20 @@ def test_regions_without_statistics_are_left_out_and_named():
     ds = build_dataset(features, SPEC, cfg, stats=stats)
     assert ds.metadata["regions_without_statistics"] == ["CCC"]
     assert sorted(ds.series["region"].unique()) == ["AAA", "BBB"]
+
+
+def test_feature_spec_reads_roles_from_the_features_contract():
+    """The business rule that used to live in the asset shell: the filled demand is the target,
+    the day-ahead forecast and calendar are known in advance, observed weather and demand lags
+    are past-only (treating weather as known ahead would leak the future)."""
+    from energy_assets.ml.dataset import feature_spec
+
+    spec = feature_spec()
+    assert spec.target == "demand_mw"
+    assert {"demand_forecast_da_mw", "hour_sin", "is_us_federal_holiday"} <= set(
+        spec.known_in_advance
+    )
+    assert {"temperature_c", "demand_mw_lag_24h", "demand_mw_mean_168h"} <= set(spec.past_only)
+    covariates = [*spec.known_in_advance, *spec.past_only]
+    assert not {"demand_mw", "demand_mw_reported", "is_observed", "region"} & set(covariates)
+    assert "temperature_c" not in spec.known_in_advance

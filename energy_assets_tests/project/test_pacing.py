@@ -84,7 +84,7 @@ def test_live_caiso_client_goes_through_the_shared_pacer(tmp_path):
     from energy_assets.resources import SourcesResource
 
     live = SourcesResource(mode="live", shared_pacing=str(tmp_path))
-    assert isinstance(live.caiso().session.session, SharedPacedSession)
+    assert isinstance(live.client("caiso").session.session, SharedPacedSession)
     offline = SourcesResource(mode="offline", shared_pacing=str(tmp_path))
     offline._server = type("Standin", (), {"base_url": "http://127.0.0.1:1"})()
-    assert not isinstance(offline.caiso().session.session, SharedPacedSession)  # no pacing
+    assert not isinstance(offline.client("caiso").session.session, SharedPacedSession)  # no pacing
