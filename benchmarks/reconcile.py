@@ -53,14 +53,13 @@ from energy_assets.offline.realdata_world import GridEmissionsWorld  # noqa: E40
 from energy_assets.transform.grid import TIME_COL, matrix_to_long, to_matrix  # noqa: E402
 from energy_assets.transform.reconcile import (  # noqa: E402
     GRIDEMISSIONS_FLOORS,
+    KINDS,
     ReconcileConfig,
     balance_system,
     identity_residuals,
     series_kind,
     solve,
 )
-
-TYPES = ("D", "NG", "TI", "ID", "fuel")
 
 
 def stage(folder: Path, name: str) -> pl.DataFrame:
@@ -234,7 +233,7 @@ def main() -> None:
         "residual_before_mw": summary(identity_residuals(before)),
         "residual_after_mw": summary(identity_residuals(after)),
         "mean_abs_adjustment_mw": {
-            t: float(np.abs(result.adjustment[:, kind == t]).mean()) for t in TYPES
+            t: float(np.abs(result.adjustment[:, kind == t]).mean()) for t in KINDS
         },
         "active_set_passes": result.passes,
         "wall_s": wall,

@@ -938,8 +938,6 @@ def reconcile(imputed: pl.DataFrame, config: ReconcileConfig | None = None) -> p
 
 # ------------------------------------------------------------- the identities, independently
 
-IDENTITIES = ("balance", "interchange_sum", "fuel_sum", "antisymmetry")
-
 
 def identity_residuals(frame: pl.DataFrame, value: str = "value") -> pl.DataFrame:
     """Residual (MW) of every identity a long table's rows determine, per hour: `balance.py`'s
