@@ -13,8 +13,9 @@ Which series get which screens (first matching rule wins, `DEFAULT_RULES`):
   negative prices and real spikes; weather): MISSING and physical bounds only (OUT_OF_BOUNDS).
   Their bounds are sanity limits: EIA-930 ranges as in gridemissions' BasicCleaner
   (generation >= -1000 MW, |interchange| <= 100 GW), LMP far outside the FERC Order 831 offer
-  caps, weather physically possible values. A spike screen for these series belongs with the
-  balance reconciliation (D = NG - TI), not here.
+  caps, weather physically possible values. Their spike screen runs with the balance
+  reconciliation (`transform/reconcile.py`, asset `reconciled/series`), where the other series
+  of the BA say which value is off.
 
 A rule can be limited to regions (`SeriesRule.regions`), placed before the general one.
 `cleaning_config()` is the pipeline's configuration: the rules below plus the small-BA rules
