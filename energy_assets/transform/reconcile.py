@@ -2,8 +2,9 @@
 
 Belongs here: the identities EIA-930 series must satisfy, the weighted least-squares projection
 that makes them hold (numpy only, no Dagster), per-value provenance, the spike screen for the
-non-demand series that `clean.py` leaves to this step, and `identity_residuals`, an independent
-polars computation of the identities over a long table (what the blocking contract check runs).
+non-demand series that `clean.py` leaves to this step, and `identity_residuals`, the identities
+measured on a long table with `balance.py`'s polars tables, independently of the solver (what the
+blocking contract check runs).
 
 The problem (de Chalendar and Benson, Applied Energy 304 (2021) 117761; ../shared/docs/
 eia930_cleaning.md section 9), for every hour, over every BA r, pair (r, s) and fuel f of r:
@@ -24,16 +25,18 @@ How it is solved, for all hours of a window at once:
   so the pair's disagreement is split by confidence before anything else;
 - the remaining equalities A z = 0 are solved through the KKT system's Schur complement:
   z = z0 - W^-1 A^T lam with (A W^-1 A^T) lam = A z0. The structure A is built once per window;
-  S = A W^-1 A^T is assembled for all hours from A's few nonzeros per column. A BA's balance
-  and fuel_sum rows couple only with each other and its interchange_sum row, so they are
-  eliminated in 2 x 2 blocks and only the interchange_sum rows (a third of S) are factored;
+  the nonzeros of S = A W^-1 A^T are computed for all hours from A's few nonzeros per column. A
+  BA's balance and fuel_sum rows couple only with each other and its interchange_sum row, so
+  they are eliminated in 2 x 2 blocks and only the interchange_sum rows (a third of S) are
+  factored (the full S is the fallback for any other structure);
   hours with the same weights and active set share one factorization (a daily partition's hours
   mostly do), the others are solved in one batched LAPACK call; one step of iterative
   refinement follows where round-off left more than 1e-9 MW;
 - floors by a vectorised primal active-set loop: in every hour that violates a floor the
   violating values are fixed at it (infinite weight), only those hours are solved again, and a
   fixed value whose multiplier turns negative is released (one per hour and pass). There is no
-  per-hour loop in Python; `solve_reference` is the plain per-hour solver the tests compare with.
+  per-hour loop in Python (hours go in chunks of CHUNK_HOURS to bound memory);
+  `solve_reference` is the plain per-hour solver the tests compare with.
 
 Which constraints apply: a constraint exists when its series exist in the window (balance: D, NG
 and TI of the BA; sums: the total and at least one part). In an hour it is active when enough of
