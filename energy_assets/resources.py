@@ -96,6 +96,7 @@ class SourcesResource(ConfigurableResource):
     )
 
     _server: Any = PrivateAttr(default=None)
+    _recorded_groups: Any = PrivateAttr(default=None)
 
     @field_validator("no_data_days", mode="before")
     @classmethod
@@ -194,7 +195,16 @@ class SourcesResource(ConfigurableResource):
             respondents=tuple(self.respondents) if self.respondents else None,
             options=self.model_dump(),
             standin_url=None if self._server is None else self._server.base_url,
+            recorded=self._recorded(),
         )
+
+    def _recorded(self) -> dict[str, Any]:
+        """What an offline real-data world recorded of EIA-930 (see SourceSettings.recorded)."""
+        if self.mode != "offline" or self.world == "synthetic":
+            return {}
+        if self._recorded_groups is None:  # a real data set is read once per process
+            self._recorded_groups = self.build_world().eia_recorded()
+        return {"eia930": self._recorded_groups}
 
     def client(self, source: str) -> Any:
         """The registered source's client, built by its spec from these settings."""

@@ -232,7 +232,11 @@ def check_plan(
             "error",
             f"Every expected {list(rule.by)} group holds a value on the day: {rule.expected}.",
             _complete_day(expected),
-            explain=lambda missing: f"No value for {name_groups(missing)}.",
+            explain=lambda missing: (
+                f"No value for {name_groups(missing)}. Downstream days are not built on a hole: "
+                "re-extract the day later (upstream fills late data in), or leave these "
+                "respondents out of sources.respondents for this range."
+            ),
         )
         add(
             "complete_hours",

@@ -665,6 +665,8 @@ def expected_groups_for(asset_key_path: str, settings: SourceSettings) -> pl.Dat
         return None
     names = rule.sources if rule.sources is not None else tuple(SOURCES)
     frames = [expected_groups(SOURCES[name], settings) for name in names]
+    if any("day" in f.columns for f in frames):  # a recording's per-day coverage; null: every day
+        return pl.concat(frames, how="diagonal_relaxed").unique().sort("day", "region", "series")
     return pl.concat(frames).unique().sort("region", "series")
 
 

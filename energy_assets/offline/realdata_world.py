@@ -114,6 +114,31 @@ class _DelegatingWorld:
     def eia_interchange_data(self, start: datetime, end: datetime) -> pl.DataFrame:
         return pl.DataFrame(schema=frame_schema("interchange"))
 
+    def eia_recorded(self) -> pl.DataFrame:
+        """The (region, series, day) groups of region-data this recording holds a value for.
+
+        A real data set is a recording of part of EIA-930 (the Ruggles release has demand and
+        its forecast only), with upstream's gaps of the time, so a complete day of the stand-in
+        that replays it holds these groups, not every series EIA publishes every day
+        (contracts: the `complete_day` check)."""
+        from energy_assets.sources.eia import REGION_TYPE_SERIES
+
+        region = self._region_frame()
+        return (
+            region.filter(pl.col("value").is_not_null())
+            .select(
+                pl.col("respondent").alias("region"),
+                pl.col("type").replace_strict(REGION_TYPE_SERIES, default=None).alias("series"),
+                pl.col("interval_start_utc").dt.date().alias("day"),
+            )
+            .drop_nulls()
+            .unique()
+            .sort("day", "region", "series")
+        )
+
+    def _region_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=frame_schema("region"))
+
     def caiso_load(self, start: datetime, end: datetime) -> pl.DataFrame:
         return self.fallback.caiso_load(start, end)
 
@@ -155,6 +180,9 @@ class RugglesWorld(_DelegatingWorld):
     def eia_region_data(self, start: datetime, end: datetime) -> pl.DataFrame:
         """D and DF rows; MISSING hours absent, EMPTY hours null."""
         return _window(self._load()[0], start, end)
+
+    def _region_frame(self) -> pl.DataFrame:
+        return self._load()[0]
 
     def ruggles_labels(self) -> pl.DataFrame:
         """The release's own annotations per hour: interval_start_utc, respondent, raw_token
@@ -240,6 +268,9 @@ class GridEmissionsWorld(_DelegatingWorld):
 
     def eia_region_data(self, start: datetime, end: datetime) -> pl.DataFrame:
         return _window(self._load()["region"], start, end)
+
+    def _region_frame(self) -> pl.DataFrame:
+        return self._load()["region"]
 
     def eia_fuel_type_data(self, start: datetime, end: datetime) -> pl.DataFrame:
         return _window(self._load()["fuel"], start, end)

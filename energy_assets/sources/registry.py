@@ -43,6 +43,11 @@ class SourceSettings:
     respondents: tuple[str, ...] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     standin_url: str | None = None
+    recorded: Mapping[str, pl.DataFrame] = field(default_factory=dict)
+    """Per source, the (region, series, day) groups an offline recording of real data holds: a
+    real-data world replays what upstream published then, gaps included, and only part of it
+    (the Ruggles release: demand and its forecast), so a complete replayed day holds those
+    groups. A source not listed: everything the spec expects, every day."""
 
     @property
     def live(self) -> bool:
@@ -126,6 +131,13 @@ def expected_groups(spec: SourceSpec, settings: SourceSettings) -> pl.DataFrame:
         raise TypeError(
             f"source {spec.name}: expected() must return columns region, series (strings), got "
             f"{dict(frame.schema)}"
+        )
+    recorded = settings.recorded.get(spec.name)
+    if recorded is not None:  # (region, series, day): what the recording holds on each day
+        return (
+            frame.join(recorded, on=["region", "series"], how="inner")
+            .unique()
+            .sort("day", "region", "series")
         )
     return frame.unique().sort("region", "series")
 

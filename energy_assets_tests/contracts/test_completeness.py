@@ -138,3 +138,35 @@ def test_name_groups_shares_one_clause_per_set_of_missing_series():
         }
     )
     assert name_groups(groups) == "MISO, PJM (series demand, net_generation); CISO (series demand)"
+
+
+def test_a_replayed_recording_expects_on_each_day_what_it_recorded_that_day():
+    """Offline real-data worlds replay upstream's gaps of the time: a day on which the recording
+    holds no CISO demand does not expect it; a day on which it does, still fails without it."""
+    from energy_assets.checks import evaluate_partitions
+    from energy_assets.io.parquet import PartitionLoader
+
+    first, second = DAY.date(), (DAY + timedelta(days=1)).date()
+    recorded = pl.DataFrame(
+        {
+            "region": ["PJM", "CISO", "PJM"],
+            "series": ["demand", "demand", "demand"],
+            "day": [first, first, second],
+        }
+    )
+    settings = SourceSettings(respondents=("PJM", "CISO"), recorded={"eia930": recorded})
+    expected = tables.expected_groups_for("raw/eia930", settings)
+    assert set(expected.columns) == {"region", "series", "day"}
+    frames = {
+        first.isoformat(): long_rows([("PJM", "demand")]),
+        second.isoformat(): long_rows([("PJM", "demand")]).with_columns(
+            pl.col("interval_start_utc") + timedelta(days=1)
+        ),
+    }
+    loader = PartitionLoader(keys=list(frames), _load=lambda key: (frames[key], {}))
+    contract = tables.CONTRACTS["raw/eia930"]
+    by_day = evaluate_partitions(contract, loader, tables.EXTRA_CHECKS.get("raw/eia930"), expected)
+    verdict = {day: {o.name: o for o in found}["complete_day"] for day, found in by_day.items()}
+    assert not verdict[first.isoformat()].passed
+    assert "CISO" in verdict[first.isoformat()].description
+    assert verdict[second.isoformat()].passed
