@@ -67,17 +67,16 @@ solved again and screened again, up to `spike_passes` rounds.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
 from energy_assets.transform.balance import (
     BALANCE_SERIES,
@@ -395,45 +394,16 @@ matrices at once (m ~ 210 for every US BA: 350 kB each)."""
 REFINE_ABOVE_MW = 1e-9
 """An hour whose identities are off by more than this after the solve is refined once."""
 
-_BLAS_SETTERS = (
-    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-    ("openblas_get_num_threads", "openblas_set_num_threads"),
-)
-
-
-@functools.cache
-def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
-    """numpy's bundled OpenBLAS thread getter/setter, or None (another BLAS: left alone)."""
-    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
-    for path in sorted(libs.glob("*openblas*.so*")) if libs.is_dir() else []:
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError:
-            continue
-        for get, set_ in _BLAS_SETTERS:
-            if hasattr(lib, get) and hasattr(lib, set_):
-                return getattr(lib, get), getattr(lib, set_)
-    return None
-
 
 @contextmanager
 def _one_blas_thread() -> Iterator[None]:
-    """The batched solves factor hundreds of ~70-200 wide matrices, one LAPACK call each. OpenBLAS
-    splits each call over its threads, which for matrices this small is pure overhead: on the
-    2-core machine under load, (241, 210, 210) took 3.6 s CPU (12 s wall) with 2 threads and
-    0.1 s (0.6 s) with one. The setting is process-wide, so it is restored afterwards."""
-    blas = _openblas()
-    if blas is None:
+    """The batched solves factor hundreds of ~70-200 wide matrices, one LAPACK call each. A
+    threaded BLAS splits each call over its threads, which for matrices this small is pure
+    overhead: on the 2-core machine under load, (241, 210, 210) took 3.6 s CPU (12 s wall) with
+    2 threads and 0.1 s (0.6 s) with one. threadpoolctl limits whichever BLAS numpy loaded and
+    restores it afterwards."""
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
-        return
-    get, set_ = blas
-    before = int(get())
-    set_(1)
-    try:
-        yield
-    finally:
-        set_(before)
 
 
 def _schur_entries(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
