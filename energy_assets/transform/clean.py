@@ -61,9 +61,15 @@ from energy_assets.transform.grid import (
     require_columns,
     to_matrix,
 )
-from energy_assets.transform.impute import METHODS, ImputeConfig, impute_matrix
+from energy_assets.transform.impute import METHODS, ImputeConfig, impute_matrix, reach_hours
 from energy_assets.transform.quirks import glob_to_regex
-from energy_assets.transform.screen import FLAGS, OKAY, RugglesThresholds, screen_bounds
+from energy_assets.transform.screen import (
+    FLAGS,
+    OKAY,
+    SCREEN_CONTEXT_DAYS,
+    RugglesThresholds,
+    screen_bounds,
+)
 from energy_assets.transform.screen import screen_ruggles as _screen_ruggles
 
 CLEAN_SCHEMA = {
@@ -187,9 +193,13 @@ class CleaningConfig(BaseModel):
     )
     ruggles: RugglesThresholds = Field(default_factory=RugglesThresholds)
     impute: ImputeConfig = Field(default_factory=ImputeConfig)
-    context_days: int = Field(
-        21, ge=0, description="days of context each side a daily partition should load"
-    )
+
+    @property
+    def context_days(self) -> int:
+        """Days of context each side a daily partition loads so that its flags and values are
+        those of the whole series: the days its fill reads (`impute.reach_hours`), each with
+        the screens' own context (SCREEN_CONTEXT_DAYS)."""
+        return SCREEN_CONTEXT_DAYS + -(-reach_hours(self.impute) // 24)
 
     def rule_index(self, keys: pl.DataFrame) -> pl.Series:
         """Index of the first rule matching each (region, series) row (-1 if none matches)."""
