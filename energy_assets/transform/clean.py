@@ -22,17 +22,23 @@ A rule can be limited to regions (`SeriesRule.regions`), placed before the gener
 
 Partition semantics. `clean(window, target_start, target_end)` screens and imputes the whole
 window and returns the target hours only. A daily partition loads `CleaningConfig.context_days`
-(21) days on each side: the screens' flags of a day read raw values up to 21 days away (480 h
-medians, the +-10-day template, and per-day references in place of Ruggles' whole-series
-statistics; see `screen.py`), so a day's flags are the same whether it is cleaned alone on its
-window or in a run over years (tested on the Ruggles BAs). Imputed values are the same too
-unless a gap's inputs lie further away than the window reaches: its far edge, the analogs and
-covariate ratios of its edges (up to two weeks beyond them), or flags of hours that themselves
-need context beyond the window. On the Ruggles BAs that concerns long gaps only (the README
-gives the count). The newest partitions have no right-hand context: they still compute
-(centred windows shrink to the rows present, gaps at the end are filled from the left edge and
-the candidates that need no future data), and their values can change when later days arrive
-and the partition is re-materialized.
+(46) days on each side, so that a day's flags and values are those of a run over the whole
+series, by construction (tested on the Ruggles BAs, flags and values bit for bit):
+- the flags of a day read raw values up to SCREEN_CONTEXT_DAYS (21) days away (480 h medians,
+  the +-10-day template, and per-day references in place of Ruggles' whole-series statistics;
+  see `screen.py`);
+- the fill of an hour reads values and flags up to `impute.reach_hours` (594 h, 25 days) away:
+  gap edges up to `edge_reach_hours` (168 h), the errors of the candidates around them, and
+  the candidates' own analogs and ratio windows. A gap edge further away is not used (an hour
+  further than that from any observation stays unfilled, in every path), and the driver slopes
+  are exact integer window sums, so nothing depends on where the window starts;
+- so the window holds every hour a day's fill reads, each with its own screen context:
+  21 + 25 = 46 days. The cost: a partition reads and screens 93 days instead of 43, and a day is
+  final (not provisional) once 46 later days are stored.
+The newest partitions have no right-hand context: they still compute (centred windows shrink to
+the rows present, gaps at the end are filled from the left edge and the candidates that need no
+future data), and their values can change when later days arrive and the partition is
+re-materialized.
 
 Threads. Every column is screened and imputed on its own (its covariates and drivers are series
 of the same region), so the matrix is cut into blocks of whole regions that a thread pool

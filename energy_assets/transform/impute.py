@@ -42,6 +42,20 @@ why demand-like series default to 0 here.
 
 Gaps at the matrix edge (the newest hours of the newest partition) have only a left anchor:
 their fill uses the candidates that need no future data and is revised when later days arrive.
+
+Bounded reach. The fill of an hour reads nothing further than `reach_hours` from it, so a daily
+partition whose window holds that much context (with the screens' own) fills its day exactly as
+a run over the whole series does, whatever the range and however long the gaps:
+- a gap edge further than `edge_reach_hours` (168 h) is not used: that side counts as open, as at
+  the matrix edge, and a gap without one of its edges counts as longer than the reach (its true
+  length is not visible from the hour). An hour with no observation within the reach on either
+  side stays unfilled: a month-long gap's middle is left null rather than drawn as a line between
+  edges weeks away (the anchors' weight there was below exp(-7) anyway);
+- the driver slopes are exact integer sums over their window (`_exact_window_sum`): a float
+  running sum carries rounding from the first row, which differs between a partition's window
+  and the whole series;
+- where no pair of driver and series changes lies within the slope window, the driver-corrected
+  analog is absent (it used to borrow the nearest slope, however far).
 """
 
 from __future__ import annotations
