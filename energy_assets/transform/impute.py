@@ -134,8 +134,8 @@ def reach_hours(cfg: ImputeConfig) -> int:
         half,
         max(DRIVER_LAGS) + half,
     )
-    edge = max(cfg.edge_reach_hours, LONG_GAP_HOURS)
-    return edge + cfg.error_window_hours // 2 + max(SHORT_GAP_HALF_WIDTHS) + candidate
+    edges = cfg.edge_reach_hours + cfg.error_window_hours // 2 + max(SHORT_GAP_HALF_WIDTHS)
+    return edges + candidate
 
 
 def method_names(codes: np.ndarray) -> np.ndarray:
@@ -314,7 +314,7 @@ def _candidates(
     for z in drivers:
         if np.isnan(z).all():
             continue
-        for lag in (24, 168):
+        for lag in DRIVER_LAGS:
             parts = tuple(_driven_analog(y, z, s * lag, cfg) for s in (1, -1))
             out.append(_Candidate(y, parts=parts))
     return out

@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from energy_assets.transform.clean import CLEAN_SCHEMA, CleaningConfig, SeriesRule, clean
-from energy_assets.transform.impute import ImputeConfig, impute_matrix
+from energy_assets.transform.impute import ImputeConfig, impute_matrix, reach_hours
 from energy_assets_tests.transform.synth import START, demand_matrix, long_table
 
 DAY = timedelta(days=1)
@@ -451,3 +451,36 @@ def test_impute_short_gaps_without_any_analog_are_linear() -> None:
     assert (methods[hidden[:10], 0] == 2).all()  # the stretch's first days still have analogs
     linear, _ = impute_matrix(gap, [], np.array([True]), np.array([10**6]))
     assert np.array_equal(filled[middle], linear[middle])
+
+
+def test_a_fill_reads_nothing_further_than_reach_hours() -> None:
+    """Values further than `reach_hours` from every hour of a day, changed or removed, leave the
+    day's fills bit for bit as they were (proxy, driver, gaps of 2 h to 30 days around it)."""
+    cfg = ImputeConfig()
+    reach = reach_hours(cfg)
+    n, rng = 24 * 150, np.random.default_rng(8)
+    y = demand_matrix(n, 2, seed=9)
+    proxy = y * (1.02 + rng.normal(0, 0.01, y.shape))
+    h = np.arange(n)[:, None]
+    driver = np.abs(12 + 10 * np.sin(2 * np.pi * h / (24 * 50)) - 18) * np.ones((1, 2))
+    day = slice(24 * 75, 24 * 76)
+    y[24 * 75 + 5 : 24 * 75 + 7, 0] = np.nan  # a short gap in the day
+    y[24 * 60 : 24 * 90, 1] = np.nan  # the day deep inside a 30-day gap
+    y[24 * 69 + 3 : 24 * 69 + 30, 1] = demand_matrix(27, 1, seed=2)[:, 0]  # an island in reach
+
+    def fill(values: np.ndarray) -> np.ndarray:
+        out, _ = impute_matrix(values, [proxy], np.ones(2, bool), np.zeros(2, int), cfg, [driver])
+        return out[day]
+
+    far = np.ones(n, dtype=bool)
+    far[day.start - reach : day.stop + reach] = False
+    scrambled = y.copy()
+    scrambled[far] = rng.uniform(100, 9000, size=(far.sum(), 2))
+    removed = np.where(far[:, None], np.nan, y)
+    base = fill(y)
+    assert np.isnan(y[day]).any(axis=0).all() and not np.isnan(base[:, 0]).any()
+    np.testing.assert_array_equal(fill(scrambled), base)
+    np.testing.assert_array_equal(fill(removed), base)
+    near = y.copy()  # and something within reach does count
+    near[day.start - 30 : day.start - 24] *= 1.5
+    assert not np.array_equal(fill(near), base)
