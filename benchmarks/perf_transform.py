@@ -186,8 +186,8 @@ def run_ours(folder: Path, start: datetime, end: datetime, repeats: int) -> dict
 
 
 def _daily_partitions(aligned, weather, start: datetime, end: datetime, sample: int = 3) -> dict:
-    """How the daily assets call the core: one day's clean on its +-21-day window and one day's
-    features on its 8 days of history; median seconds over a few mid-run days."""
+    """How the daily assets call the core: one day's clean on its +-context_days window and one
+    day's features on its 8 days of history; median seconds over a few mid-run days."""
     import polars as pl
 
     from energy_assets.transform.clean import CleaningConfig, clean
@@ -217,6 +217,7 @@ def _daily_partitions(aligned, weather, start: datetime, end: datetime, sample: 
         "clean_median_s": float(np.median(clean_s)),
         "features_median_s": float(np.median(feat_s)),
         "days": sample,
+        "context_days": ctx.days,
     }
 
 
@@ -781,7 +782,8 @@ def _print(result: dict) -> None:
     if daily:
         print(
             f"ours, one daily partition (all regions): clean {daily['clean_median_s']:.2f} s on "
-            f"its +-21-day window, features {daily['features_median_s']:.2f} s "
+            f"its +-{daily.get('context_days')}-day window, "
+            f"features {daily['features_median_s']:.2f} s "
             f"(median of {daily['days']} days)"
         )
     if "ratio_total" in result:

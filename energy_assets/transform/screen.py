@@ -33,7 +33,7 @@ as flagged in the anomalous-region screen. Here GLOBAL_DEM_PLUS_MINUS fires, and
 count as good in ANOMALOUS_REGION, as in Ruggles' code and paper.
 
 Per-day references instead of whole-series statistics. Ruggles et al. take the median of the 10x
-cut and IQR_r over the whole series. A daily partition sees only its +-21-day window, so
+cut and IQR_r over the whole series. A daily partition sees only its window (+-46 days), so
 whole-matrix statistics would make a day's flags depend on how a range was cut into runs. Here
 each is a per-day reference, a function of the UTC day and the data near it only:
   - the GLOBAL_DEM median of day d: the median of the daily medians of the values NEG_OR_ZERO
