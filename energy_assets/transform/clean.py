@@ -310,30 +310,31 @@ def clean(
         return pl.DataFrame(schema=CLEAN_SCHEMA)
 
     rule_of = cfg.rule_index(keys).to_numpy()
+    r0 = (int(target_start.timestamp() * 1_000_000) - t0_us) // HOUR_US
+    r1 = (int(target_end.timestamp() * 1_000_000) - t0_us) // HOUR_US
+    target = slice(r0, r1)  # only these rows are returned: only their gaps are filled
     first_hour = (t0_us // HOUR_US) % 24  # the screens' per-day references follow UTC days
     workers = _workers()
     n_blocks = min(BLOCKS_PER_WORKER * workers, x.size // MIN_BLOCK_CELLS)
     blocks = _region_blocks(keys.get_column("region"), n_blocks)
     if workers == 1 or len(blocks) == 1:
-        flags, filled, methods = _clean_block(keys, x, rule_of, cfg, first_hour)
+        flags, filled, methods = _clean_block(keys, x, rule_of, cfg, first_hour, target)
     else:  # numpy, bottleneck and polars release the GIL: the blocks run on separate cores
         with ThreadPoolExecutor(min(workers, len(blocks))) as pool:
             parts = list(
                 pool.map(
-                    lambda b: _clean_block(keys[b], x[:, b], rule_of[b], cfg, first_hour),
+                    lambda b: _clean_block(keys[b], x[:, b], rule_of[b], cfg, first_hour, target),
                     blocks,
                 )
             )
         release_freed_memory()
         flags, filled, methods = (np.hstack(p) for p in zip(*parts, strict=True))
 
-    r0 = (int(target_start.timestamp() * 1_000_000) - t0_us) // HOUR_US
-    r1 = (int(target_end.timestamp() * 1_000_000) - t0_us) // HOUR_US
     out = matrix_to_long(
         keys,
         t0_us,
         {"value": filled, "value_reported": x, "_flag": flags, "_method": methods},
-        rows=slice(r0, r1),
+        rows=target,
     )
     out = out.with_columns(
         pl.Series(FLAGS).gather(out.get_column("_flag")).alias("flag"),
@@ -375,9 +376,15 @@ def _region_blocks(regions: pl.Series, blocks: int) -> list[slice]:
 
 
 def _clean_block(
-    keys: pl.DataFrame, x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig, first_hour: int
+    keys: pl.DataFrame,
+    x: np.ndarray,
+    rule_of: np.ndarray,
+    cfg: CleaningConfig,
+    first_hour: int,
+    target: slice,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Screen and impute columns `x` (whole regions): (flags, filled values, method codes)."""
+    """Screen and impute columns `x` (whole regions): (flags, filled values, method codes);
+    gaps are filled in the `target` rows only (a fill reads observations, never other fills)."""
     flags = _screen(x, rule_of, cfg, first_hour)
     y = np.where(flags == OKAY, x, np.nan)
 
@@ -390,7 +397,9 @@ def _clean_block(
         [np.nan if r < 0 or rules[r].driver_base is None else rules[r].driver_base for r in rule_of]
     )
     drivers = [np.where(np.isnan(bases), z, np.abs(z - bases)) for z in drivers]
-    filled, methods = impute_matrix(y, covariates, positive, linear_max, cfg.impute, drivers)
+    filled, methods = impute_matrix(
+        y, covariates, positive, linear_max, cfg.impute, drivers, rows=target
+    )
     return flags, filled, methods
 
 

@@ -149,6 +149,7 @@ def impute_matrix(
     linear_max_gap: np.ndarray,
     config: ImputeConfig | None = None,
     drivers: list[np.ndarray] | None = None,
+    rows: slice | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill the NaN cells of `y` (hours x series). Returns (filled values, method codes).
 
@@ -159,6 +160,8 @@ def impute_matrix(
     regression slope of y's change on the driver's change over the same lag.
     `positive[j]`: series j is strictly positive (ratio models) rather than signed (differences).
     `linear_max_gap[j]`: gaps of series j up to this many hours are linearly interpolated.
+    `rows`: fill only the gaps in these rows (elsewhere they stay NaN, method unfilled); a fill
+    reads observations only, never other fills, so the filled rows do not change.
     """
     cfg = config or ImputeConfig()
     y = np.asarray(y, dtype=np.float64)
@@ -173,6 +176,10 @@ def impute_matrix(
         warnings.simplefilter("ignore", RuntimeWarning)
         left, right, gap_len = _gap_geometry(known, cfg.edge_reach_hours)
         gap = ~known & ((left >= 0) | (right < n))  # fillable: some observed anchor
+        if rows is not None:
+            wanted = np.zeros(n, dtype=bool)
+            wanted[rows] = True
+            gap &= wanted[:, None]
         if cfg.max_gap_hours is not None:
             gap &= gap_len <= cfg.max_gap_hours
         both = gap & (left >= 0) & (right < n)

@@ -484,3 +484,19 @@ def test_a_fill_reads_nothing_further_than_reach_hours() -> None:
     near = y.copy()  # and something within reach does count
     near[day.start - 30 : day.start - 24] *= 1.5
     assert not np.array_equal(fill(near), base)
+
+
+def test_filling_only_some_rows_gives_those_rows_the_same_fills() -> None:
+    y = demand_matrix(24 * 40, 3, seed=4)
+    for col, (a, b) in enumerate(((200, 203), (450, 520), (600, 601))):
+        y[a:b, col] = np.nan
+    y[455:470, 0] = np.nan
+    args = ([y * 1.01], np.ones(3, bool), np.zeros(3, int))
+    every, every_methods = impute_matrix(y, *args)
+    rows = slice(440, 480)
+    some, methods = impute_matrix(y, *args, rows=rows)
+    np.testing.assert_array_equal(some[rows], every[rows])
+    np.testing.assert_array_equal(methods[rows], every_methods[rows])
+    outside = np.ones(y.shape[0], dtype=bool)
+    outside[rows] = False
+    assert np.isnan(some[outside]).sum() == np.isnan(y[outside]).sum() > 0
