@@ -20,8 +20,9 @@ A rule can be limited to regions (`SeriesRule.regions`), placed before the gener
 `cleaning_config()` is the pipeline's configuration: the rules below plus the small-BA rules
 (demand: Ruggles' screens and a per-BA upper bound; net generation: sanity bounds only).
 
-Partition semantics. `clean(window, target_start, target_end)` screens and imputes the whole
-window and returns the target hours only. A daily partition loads `CleaningConfig.context_days`
+Partition semantics. `clean(window, target_start, target_end)` screens the whole window, fills
+the gaps of the target hours (a fill reads observations, never other fills) and returns the
+target hours only. A daily partition loads `CleaningConfig.context_days`
 (46) days on each side, so that a day's flags and values are those of a run over the whole
 series, by construction (tested on the Ruggles BAs, flags and values bit for bit):
 - the flags of a day read raw values up to SCREEN_CONTEXT_DAYS (21) days away (480 h medians,
@@ -33,8 +34,8 @@ series, by construction (tested on the Ruggles BAs, flags and values bit for bit
   further than that from any observation stays unfilled, in every path), and the driver slopes
   are exact integer window sums, so nothing depends on where the window starts;
 - so the window holds every hour a day's fill reads, each with its own screen context:
-  21 + 25 = 46 days. The cost: a partition reads and screens 93 days instead of 43, and a day is
-  final (not provisional) once 46 later days are stored.
+  21 + 25 = 46 days. The cost: a partition reads and screens 93 days instead of 43 (it fills
+  one), and a day is final (not provisional) once 46 later days are stored.
 The newest partitions have no right-hand context: they still compute (centred windows shrink to
 the rows present, gaps at the end are filled from the left edge and the candidates that need no
 future data), and their values can change when later days arrive and the partition is
