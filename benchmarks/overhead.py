@@ -38,6 +38,7 @@ import polars as pl
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 CLI = str(Path(sys.executable).parent / "energy-assets")
 LAYERS = ["raw", "aligned", "imputed", "features"]
 
@@ -213,8 +214,11 @@ def main() -> None:
             if any(-after <= (d - (first + timedelta(days=i))).days <= before for d in revised)
         )
 
-    # aligned reads ±1 day; imputed ±21 days of aligned; features 8 days back of imputed
-    expected = reach(1, 1) + reach(22, 22) + reach(22, 30)
+    # aligned reads ±1 day; imputed ±context_days of aligned; features 8 days back of imputed
+    from energy_assets.transform.clean import CleaningConfig
+
+    raw_days = CleaningConfig().context_days + 1
+    expected = reach(1, 1) + reach(raw_days, raw_days) + reach(raw_days, raw_days + 8)
     steps3 = planned(out3)
     print(f"third:  {wall3:7.1f} s wall ({wall3 / wall1:.1%} of the first), {steps3} "
           f"partition-steps planned, {expected} expected from the windows of the 7 revised "

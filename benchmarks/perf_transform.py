@@ -186,8 +186,8 @@ def run_ours(folder: Path, start: datetime, end: datetime, repeats: int) -> dict
 
 
 def _daily_partitions(aligned, weather, start: datetime, end: datetime, sample: int = 3) -> dict:
-    """How the daily assets call the core: one day's clean on its +-21-day window and one day's
-    features on its 8 days of history; median seconds over a few mid-run days."""
+    """How the daily assets call the core: one day's clean on its +-context_days window and one
+    day's features on its 8 days of history; median seconds over a few mid-run days."""
     import polars as pl
 
     from energy_assets.transform.clean import CleaningConfig, clean
@@ -217,6 +217,7 @@ def _daily_partitions(aligned, weather, start: datetime, end: datetime, sample: 
         "clean_median_s": float(np.median(clean_s)),
         "features_median_s": float(np.median(feat_s)),
         "days": sample,
+        "context_days": ctx.days,
     }
 
 
@@ -455,12 +456,16 @@ def pd_impute(y, cfg):
         np.arange(n)[:, None].repeat(y.shape[1], 1), index=y.index, columns=y.columns
     )
     known = y.notna()
+    # edges further than the reach are none; a gap without an edge is longer than any bucket
+    reach = cfg.impute.edge_reach_hours
     left = pos.where(known).ffill()
+    left = left.where(pos - left <= reach)
     right = pos.where(known).bfill()
-    # a gap at the frame's edge runs to the edge (as in impute.py), not to NaN
-    gap_len = (right.fillna(n) - left.fillna(-1) - 1).where(~known)
+    right = right.where(right - pos <= reach)
+    both = left.notna() & right.notna()
+    gap_len = (right - left - 1).where(both, 2.0**60).where(~known)
     out = y.copy()
-    lin = y.interpolate(limit_area="inside")
+    lin = y.interpolate(limit_area="inside").where(both | known)
     series = y.columns.get_level_values("series")
     short = np.where(np.isin(series, RUGGLES), 0, 3)
     is_lin = ~known & (gap_len <= short) & left.notna() & right.notna()
@@ -498,7 +503,8 @@ def pd_impute(y, cfg):
         """The frame's value at each cell's last known row before (ffill) or after (bfill),
         NaN where it is NaN there (a sentinel keeps the fill from reaching further)."""
         sentinel = frame.where(known).mask(known & frame.isna(), np.inf)
-        return getattr(sentinel, fill)().replace(np.inf, np.nan)
+        edge = left if fill == "ffill" else right
+        return getattr(sentinel, fill)().replace(np.inf, np.nan).where(edge.notna())
 
     y_l, y_r = at_edge(y, "ffill"), at_edge(y, "bfill")
     blend_vals = pd.DataFrame(np.nan, index=y.index, columns=y.columns)
@@ -557,7 +563,7 @@ def pd_impute(y, cfg):
         blend_vals = blend_vals.mask(cells, val)
     out = out.mask(~known & ~is_lin, blend_vals)
     out = out.mask(out.isna() & ~known, lin)
-    return out.mask(out.isna() & ~known, y.ffill().bfill())  # hold the one edge
+    return out.mask(out.isna() & ~known, y_l.fillna(y_r))  # hold the one edge in reach
 
 
 def pd_features(values, flags, weather):
@@ -776,7 +782,8 @@ def _print(result: dict) -> None:
     if daily:
         print(
             f"ours, one daily partition (all regions): clean {daily['clean_median_s']:.2f} s on "
-            f"its +-21-day window, features {daily['features_median_s']:.2f} s "
+            f"its +-{daily.get('context_days')}-day window, "
+            f"features {daily['features_median_s']:.2f} s "
             f"(median of {daily['days']} days)"
         )
     if "ratio_total" in result:

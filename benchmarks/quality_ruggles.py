@@ -534,6 +534,8 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": overall["precision"],
         "recall": overall["recall"],
         "screening": overall,
+        "context_days": cfg.context_days,
+        "unfilled_cells": int(full.get_column("value").null_count()),
         "per_ba": {ba: precision_recall(truth[:, j], pred[:, j]) for j, ba in enumerate(data.bas)},
     }
     if not args.skip_partitioned:
@@ -612,6 +614,10 @@ def _print(r: dict) -> None:
         f"between the paths: flags {r.get('flag_cells_differing')}, values "
         f"{r.get('value_cells_differing')} of {r.get('cells_compared')} (by the gap they are "
         f"in, hours: {r.get('value_cells_differing_by_gap_hours')})"
+    )
+    print(
+        f"partition window: the day +-{r['context_days']} days; cells left unfilled (no "
+        f"observation within the fill's reach): {r['unfilled_cells']}"
     )
     g = lambda v: "     -" if v is None else f"{v:6.2f}"  # noqa: E731
     print("\nhidden-gap MAPE (%)")

@@ -215,9 +215,10 @@ def refresh_schedule(
     return _refresh
 
 
-PROVISIONAL_REFRESH_GROUPS = ("aligned", "imputed", "features")
+PROVISIONAL_REFRESH_GROUPS = ("aligned", "imputed", "reconciled", "features")
 """The layers whose days read context after them (align ±1 day, screens ±21 days) or read such
-days (features look back 8 days), hence the layers that have provisional days (the keys below)."""
+days (reconciled reads its imputed day, features look back 8 days), hence the layers that have
+provisional days (the keys below)."""
 
 
 def provisional_span(instance: Any, keys: Sequence[AssetKey]) -> tuple[str, str] | None:
@@ -237,7 +238,7 @@ def provisional_refresh_sensor(
     refresh: Any, default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED
 ) -> SensorDefinition:
     keys = [AssetKey(["aligned", "series"]), AssetKey(["imputed", "series"])]
-    keys.append(AssetKey(["features", "hourly"]))
+    keys += [AssetKey(["reconciled", "series"]), AssetKey(["features", "hourly"])]
 
     @run_status_sensor(
         name="provisional_refresh",

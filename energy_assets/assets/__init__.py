@@ -8,6 +8,7 @@ from energy_assets.assets.forecast import FORECAST_ASSETS, FORECAST_CHECKS
 from energy_assets.assets.imputed import imputed_series
 from energy_assets.assets.ml import ML_CHECKS, context_days_for, ml_assets
 from energy_assets.assets.raw import registered_raw_assets
+from energy_assets.assets.reconciled import reconciled_series
 from energy_assets.resources import PipelineResource
 from energy_assets.sources.registry import SOURCES
 
@@ -20,6 +21,7 @@ def all_assets(pipeline: PipelineResource | None = None) -> list[AssetsDefinitio
         *registered_raw_assets(),
         aligned_asset(list(SOURCES)),
         imputed_series,
+        reconciled_series,
         features_hourly,
         *ml_assets(*days),
         *FORECAST_ASSETS,

@@ -1,10 +1,12 @@
 """imputed/series: screened (Ruggles et al. 2020) and gap-filled series (transform/clean.py,
 with the pipeline's configuration `cleaning_config`, which the quality benchmark runs too).
 
-The screens look up to `CleaningConfig.context_days` (21) days each side of a day, so each
-partition loads that window of aligned/series. The newest partitions compute with whatever right-
-hand context exists and are provisional: re-materialize them once later days arrive (the daily
-schedule re-runs the trailing window; see the README, "Revisions").
+The screens and the imputation read up to `CleaningConfig.context_days` (46) days each side of
+a day (21 for a day's flags, 25 more for the fill's reach, each hour of it with its own flags),
+so each partition loads that window of aligned/series and equals a run over the whole range.
+The newest partitions compute with whatever right-hand context exists and are provisional:
+re-materialize them once later days arrive (the daily schedule re-runs the trailing window; see
+the README, "Revisions").
 """
 
 import polars as pl
@@ -22,8 +24,8 @@ CONTEXT_DAYS = CleaningConfig().context_days
 @asset(
     key=["imputed", "series"],
     ins={
-        # ±21 days of context, read by the IO manager (io/parquet.py, window): Dagster sees the
-        # same-day dependency, so a backfill of A..B targets exactly A..B
+        # ±context_days (46) of context, read by the IO manager (io/parquet.py, window):
+        # Dagster sees the same-day dependency, so a backfill of A..B targets exactly A..B
         "aligned": AssetIn(key=["aligned", "series"], metadata=window(CONTEXT_DAYS, CONTEXT_DAYS))
     },
     partitions_def=DAILY,

@@ -37,6 +37,7 @@ from energy_assets.sources.revisions import REVISIONS_SCHEMA
 from energy_assets.transform.align import ALIGNED_SCHEMA
 from energy_assets.transform.clean import BA_PEAK_FACTOR, CLEAN_SCHEMA
 from energy_assets.transform.features import FEATURE_COLUMNS
+from energy_assets.transform.reconcile import CONSTRAINTS, RECONCILED_SCHEMA, identity_residuals
 
 TIME_KEY = Column(
     name="interval_start_utc",
@@ -303,6 +304,70 @@ IMPUTED = Contract(
                 nullable=False,
                 role="mask",
             ),
+            "units": UNITS,
+            "source": SOURCE,
+        },
+    ),
+    primary_key=("interval_start_utc", "region", "series"),
+    partition_column="interval_start_utc",
+    hourly_complete_by=("region", "series"),
+)
+
+RECONCILED = Contract(
+    name="reconciled_series",
+    description="The EIA-930 balance series of each balancing authority (demand, net "
+    "generation, total interchange, interchange with each neighbour, generation by fuel) "
+    "adjusted minimally, weighted by the screens' confidence, so that NG - D - TI = 0, TI = sum "
+    "of the pairwise interchange, ID(A->B) = -ID(B->A) and NG = sum of the fuel mix hold in "
+    "every hour (transform/reconcile.py), with the imputed value, the adjustment and the "
+    "constraint that moved it beside the result.",
+    columns=from_schema(
+        RECONCILED_SCHEMA,
+        {
+            "interval_start_utc": TIME_KEY,
+            "region": REGION,
+            "series": _described(
+                "series",
+                "demand, net_generation, total_interchange, interchange_to_<BA> or "
+                "generation_<fuel>.",
+                nullable=False,
+                role="key",
+            ),
+            "value": _described(
+                "value",
+                "Reconciled value (MW); null only where the input was null and no identity "
+                "determined it.",
+                unit="MW",
+                bounds=ANY_VALUE_BOUNDS,
+            ),
+            "value_imputed": _described(
+                "value_imputed",
+                "The value of imputed/series (MW), the reconciliation's input.",
+                unit="MW",
+            ),
+            "adjustment_mw": _described(
+                "adjustment_mw",
+                "value - value_imputed (MW); null where the input was null.",
+                unit="MW",
+                role="provenance",
+            ),
+            "moved_by": _described(
+                "moved_by",
+                "The constraint that contributed most to the adjustment: "
+                f"{', '.join(CONSTRAINTS)}.",
+                nullable=False,
+                role="provenance",
+            ),
+            "is_spike": _described(
+                "is_spike",
+                "A value the screens passed whose adjustment stood out of the day's for its "
+                "series (non-demand series only); it was made cheap to move and solved again.",
+                nullable=False,
+                role="provenance",
+            ),
+            "flag": IMPUTED.column("flag"),
+            "method": IMPUTED.column("method"),
+            "is_observed": IMPUTED.column("is_observed"),
             "units": UNITS,
             "source": SOURCE,
         },
@@ -626,6 +691,7 @@ def _raw_contracts(spec: SourceSpec) -> dict[str, Contract]:
 CONTRACTS: MutableMapping[str, Contract] = WithRawTables(_raw_contracts, {
     "aligned/series": ALIGNED,
     "imputed/series": IMPUTED,
+    "reconciled/series": RECONCILED,
     "features/hourly": FEATURES,
     "ml/normalization": ML_NORMALIZATION,
     "ml/dataset": ML_DATASET,
@@ -737,6 +803,17 @@ def _value_physically_possible(contract: Contract, frame: pl.DataFrame) -> Findi
     return offending.sort("interval_start_utc", "region", "series"), {}
 
 
+IDENTITY_TOLERANCE_MW = 1.0
+
+
+def _identities_hold(contract: Contract, frame: pl.DataFrame) -> Finding:
+    residuals = identity_residuals(frame)
+    worst = float(residuals["residual_mw"].abs().max() or 0.0) if residuals.height else 0.0
+    offending = residuals.filter(pl.col("residual_mw").abs() > IDENTITY_TOLERANCE_MW)
+    figures = {"max_abs_residual_mw": worst, "identities_checked": float(residuals.height)}
+    return offending.sort(pl.col("residual_mw").abs(), descending=True), figures
+
+
 VALUE_PHYSICALLY_POSSIBLE = PlannedCheck(
     "value_physically_possible",
     "error",
@@ -784,6 +861,17 @@ EXTRA_CHECKS: MutableMapping[str, list[PlannedCheck]] = WithRawTables(_raw_check
             "imputed in the checked partitions.",
             _imputed_share,
             range_columns=("region", "series", "is_observed"),
+        )
+    ],
+    "reconciled/series": [
+        PlannedCheck(
+            "balance_identities_hold",
+            "error",
+            f"In every hour the identities hold within {IDENTITY_TOLERANCE_MW:g} MW wherever all "
+            "their values are present: D - (NG - TI), TI - sum of interchange_to_*, NG - sum of "
+            "generation_*, ID(A->B) + ID(B->A) (transform/balance.py's tables over the stored "
+            "rows, independently of the solver).",
+            _identities_hold,
         )
     ],
     "features/hourly": [

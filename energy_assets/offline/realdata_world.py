@@ -278,6 +278,39 @@ class GridEmissionsWorld(_DelegatingWorld):
     def eia_interchange_data(self, start: datetime, end: datetime) -> pl.DataFrame:
         return _window(self._load()["interchange"], start, end)
 
+    def series_long(self) -> pl.DataFrame:
+        """Every cell as a pipeline long row (interval_start_utc, region, series, value) with
+        the parser's series names: demand, net_generation, total_interchange, demand_forecast_da,
+        generation_<fuel> (EIA's code, lower case), interchange_to_<BA> (region = from BA).
+        With `pattern="E_rolling_*.csv"` or `"E_weights_*.csv"` it reads gridemissions' cleaned
+        values or their weights in the same shape (the reconciliation benchmark and tests)."""
+        from energy_assets.sources.eia import REGION_TYPE_SERIES
+
+        frames = self._load()
+        key = ["interval_start_utc", "region", "series", "value"]
+        return pl.concat(
+            [
+                frames["region"].select(
+                    "interval_start_utc",
+                    region=pl.col("respondent"),
+                    series=pl.col("type").replace_strict(REGION_TYPE_SERIES),
+                    value=pl.col("value"),
+                ),
+                frames["fuel"].select(
+                    "interval_start_utc",
+                    region=pl.col("respondent"),
+                    series=pl.lit("generation_") + pl.col("fueltype").str.to_lowercase(),
+                    value=pl.col("value"),
+                ),
+                frames["interchange"].select(
+                    "interval_start_utc",
+                    region=pl.col("fromba"),
+                    series=pl.lit("interchange_to_") + pl.col("toba"),
+                    value=pl.col("value"),
+                ),
+            ]
+        ).select(key)
+
     def _load(self) -> dict[str, pl.DataFrame]:
         with self._lock:
             if self._frames is None:
@@ -289,7 +322,14 @@ class GridEmissionsWorld(_DelegatingWorld):
             [pl.read_csv(p, infer_schema_length=None) for p in self._paths], how="diagonal"
         )
         period = wide["period"].cast(pl.String)
-        end = (period + ":00").str.to_datetime("%Y-%m-%dT%H:%M", time_zone="UTC", strict=False)
+        # E_raw: "2023-06-10T00"; the cleaned stages and weights: "2023-06-10 00:00:00", the
+        # same hour (gridemissions writes its parsed index back; rows align one to one)
+        end = pl.select(
+            pl.coalesce(
+                (period + ":00").str.to_datetime("%Y-%m-%dT%H:%M", time_zone="UTC", strict=False),
+                period.str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False),
+            )
+        ).to_series()
         if end.null_count():
             bad = period.filter(end.is_null()).head(3).to_list()
             raise ValueError(f"{self._paths}: column 'period' has unparsable values {bad}")

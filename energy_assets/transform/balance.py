@@ -8,6 +8,7 @@ Dagster; nothing here changes a value (reconciliation is a separate stage).
   residual is D - (NG - TI).
 - Interchange antisymmetry: ID_rs = -ID_sr per pair and hour, so the residual is ID_rs + ID_sr.
 - Interchange sum: TI = sum over s of ID_rs per BA-hour (over the pairs the BA reports).
+- Fuel sum: NG = sum over f of NG_f per BA-hour (over the fuels the BA reports).
 
 The same identities say which series share a BA's clock: demand, net generation, total
 interchange, the fuel mix (NG = sum of fuels) and the pairwise interchange (TI = sum of ID) of one
@@ -111,16 +112,29 @@ def interchange_sum_table(long: pl.DataFrame) -> pl.DataFrame:
     Columns: region, interval_start_utc, total_interchange, interchange_sum (over the reported
     pairs), residual_mw = TI - sum, and `holds` (scale: |TI|).
     """
+    return _sum_table(long, TOTAL_INTERCHANGE, INTERCHANGE_PREFIX, "interchange_sum")
+
+
+def fuel_sum_table(long: pl.DataFrame) -> pl.DataFrame:
+    """One row per (region, hour) that reports net generation and at least one fuel.
+
+    Columns: region, interval_start_utc, net_generation, fuel_sum (over the reported fuels),
+    residual_mw = NG - sum, and `holds` (scale: |NG|).
+    """
+    return _sum_table(long, NET_GENERATION, FUEL_PREFIX, "fuel_sum")
+
+
+def _sum_table(long: pl.DataFrame, total_series: str, prefix: str, sum_name: str) -> pl.DataFrame:
     cells = long.filter(pl.col("value").is_not_null())
-    flows = cells.filter(pl.col("series").str.starts_with(INTERCHANGE_PREFIX))
-    summed = flows.group_by("region", TIME_COL).agg(pl.col("value").sum().alias("interchange_sum"))
-    total = cells.filter(pl.col("series") == TOTAL_INTERCHANGE).select(
-        "region", TIME_COL, pl.col("value").alias(TOTAL_INTERCHANGE)
+    parts = cells.filter(pl.col("series").str.starts_with(prefix))
+    summed = parts.group_by("region", TIME_COL).agg(pl.col("value").sum().alias(sum_name))
+    total = cells.filter(pl.col("series") == total_series).select(
+        "region", TIME_COL, pl.col("value").alias(total_series)
     )
-    residual = pl.col(TOTAL_INTERCHANGE) - pl.col("interchange_sum")
+    residual = pl.col(total_series) - pl.col(sum_name)
     return (
         total.join(summed, on=["region", TIME_COL], how="inner")
         .with_columns(residual.alias("residual_mw"))
-        .with_columns(holds(pl.col("residual_mw"), pl.col(TOTAL_INTERCHANGE)).alias("holds"))
+        .with_columns(holds(pl.col("residual_mw"), pl.col(total_series)).alias("holds"))
         .sort("region", TIME_COL)
     )

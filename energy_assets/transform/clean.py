@@ -13,26 +13,34 @@ Which series get which screens (first matching rule wins, `DEFAULT_RULES`):
   negative prices and real spikes; weather): MISSING and physical bounds only (OUT_OF_BOUNDS).
   Their bounds are sanity limits: EIA-930 ranges as in gridemissions' BasicCleaner
   (generation >= -1000 MW, |interchange| <= 100 GW), LMP far outside the FERC Order 831 offer
-  caps, weather physically possible values. A spike screen for these series belongs with the
-  balance reconciliation (D = NG - TI), not here.
+  caps, weather physically possible values. Their spike screen runs with the balance
+  reconciliation (`transform/reconcile.py`, asset `reconciled/series`), where the other series
+  of the BA say which value is off.
 
 A rule can be limited to regions (`SeriesRule.regions`), placed before the general one.
 `cleaning_config()` is the pipeline's configuration: the rules below plus the small-BA rules
 (demand: Ruggles' screens and a per-BA upper bound; net generation: sanity bounds only).
 
-Partition semantics. `clean(window, target_start, target_end)` screens and imputes the whole
-window and returns the target hours only. A daily partition loads `CleaningConfig.context_days`
-(21) days on each side: the screens' flags of a day read raw values up to 21 days away (480 h
-medians, the +-10-day template, and per-day references in place of Ruggles' whole-series
-statistics; see `screen.py`), so a day's flags are the same whether it is cleaned alone on its
-window or in a run over years (tested on the Ruggles BAs). Imputed values are the same too
-unless a gap's inputs lie further away than the window reaches: its far edge, the analogs and
-covariate ratios of its edges (up to two weeks beyond them), or flags of hours that themselves
-need context beyond the window. On the Ruggles BAs that concerns long gaps only (the README
-gives the count). The newest partitions have no right-hand context: they still compute
-(centred windows shrink to the rows present, gaps at the end are filled from the left edge and
-the candidates that need no future data), and their values can change when later days arrive
-and the partition is re-materialized.
+Partition semantics. `clean(window, target_start, target_end)` screens the whole window, fills
+the gaps of the target hours (a fill reads observations, never other fills) and returns the
+target hours only. A daily partition loads `CleaningConfig.context_days`
+(46) days on each side, so that a day's flags and values are those of a run over the whole
+series, by construction (tested on the Ruggles BAs, flags and values bit for bit):
+- the flags of a day read raw values up to SCREEN_CONTEXT_DAYS (21) days away (480 h medians,
+  the +-10-day template, and per-day references in place of Ruggles' whole-series statistics;
+  see `screen.py`);
+- the fill of an hour reads values and flags up to `impute.reach_hours` (594 h, 25 days) away:
+  gap edges up to `edge_reach_hours` (168 h), the errors of the candidates around them, and
+  the candidates' own analogs and ratio windows. A gap edge further away is not used (an hour
+  further than that from any observation stays unfilled, in every path), and the driver slopes
+  are exact integer window sums, so nothing depends on where the window starts;
+- so the window holds every hour a day's fill reads, each with its own screen context:
+  21 + 25 = 46 days. The cost: a partition reads and screens 93 days instead of 43 (it fills
+  one), and a day is final (not provisional) once 46 later days are stored.
+The newest partitions have no right-hand context: they still compute (centred windows shrink to
+the rows present, gaps at the end are filled from the left edge and the candidates that need no
+future data), and their values can change when later days arrive and the partition is
+re-materialized.
 
 Threads. Every column is screened and imputed on its own (its covariates and drivers are series
 of the same region), so the matrix is cut into blocks of whole regions that a thread pool
@@ -61,9 +69,15 @@ from energy_assets.transform.grid import (
     require_columns,
     to_matrix,
 )
-from energy_assets.transform.impute import METHODS, ImputeConfig, impute_matrix
+from energy_assets.transform.impute import METHODS, ImputeConfig, impute_matrix, reach_hours
 from energy_assets.transform.quirks import glob_to_regex
-from energy_assets.transform.screen import FLAGS, OKAY, RugglesThresholds, screen_bounds
+from energy_assets.transform.screen import (
+    FLAGS,
+    OKAY,
+    SCREEN_CONTEXT_DAYS,
+    RugglesThresholds,
+    screen_bounds,
+)
 from energy_assets.transform.screen import screen_ruggles as _screen_ruggles
 
 CLEAN_SCHEMA = {
@@ -187,9 +201,13 @@ class CleaningConfig(BaseModel):
     )
     ruggles: RugglesThresholds = Field(default_factory=RugglesThresholds)
     impute: ImputeConfig = Field(default_factory=ImputeConfig)
-    context_days: int = Field(
-        21, ge=0, description="days of context each side a daily partition should load"
-    )
+
+    @property
+    def context_days(self) -> int:
+        """Days of context each side a daily partition loads so that its flags and values are
+        those of the whole series: the days its fill reads (`impute.reach_hours`), each with
+        the screens' own context (SCREEN_CONTEXT_DAYS)."""
+        return SCREEN_CONTEXT_DAYS + -(-reach_hours(self.impute) // 24)
 
     def rule_index(self, keys: pl.DataFrame) -> pl.Series:
         """Index of the first rule matching each (region, series) row (-1 if none matches)."""
@@ -294,30 +312,31 @@ def clean(
         return pl.DataFrame(schema=CLEAN_SCHEMA)
 
     rule_of = cfg.rule_index(keys).to_numpy()
+    r0 = (int(target_start.timestamp() * 1_000_000) - t0_us) // HOUR_US
+    r1 = (int(target_end.timestamp() * 1_000_000) - t0_us) // HOUR_US
+    target = slice(r0, r1)  # only these rows are returned: only their gaps are filled
     first_hour = (t0_us // HOUR_US) % 24  # the screens' per-day references follow UTC days
     workers = _workers()
     n_blocks = min(BLOCKS_PER_WORKER * workers, x.size // MIN_BLOCK_CELLS)
     blocks = _region_blocks(keys.get_column("region"), n_blocks)
     if workers == 1 or len(blocks) == 1:
-        flags, filled, methods = _clean_block(keys, x, rule_of, cfg, first_hour)
+        flags, filled, methods = _clean_block(keys, x, rule_of, cfg, first_hour, target)
     else:  # numpy, bottleneck and polars release the GIL: the blocks run on separate cores
         with ThreadPoolExecutor(min(workers, len(blocks))) as pool:
             parts = list(
                 pool.map(
-                    lambda b: _clean_block(keys[b], x[:, b], rule_of[b], cfg, first_hour),
+                    lambda b: _clean_block(keys[b], x[:, b], rule_of[b], cfg, first_hour, target),
                     blocks,
                 )
             )
         release_freed_memory()
         flags, filled, methods = (np.hstack(p) for p in zip(*parts, strict=True))
 
-    r0 = (int(target_start.timestamp() * 1_000_000) - t0_us) // HOUR_US
-    r1 = (int(target_end.timestamp() * 1_000_000) - t0_us) // HOUR_US
     out = matrix_to_long(
         keys,
         t0_us,
         {"value": filled, "value_reported": x, "_flag": flags, "_method": methods},
-        rows=slice(r0, r1),
+        rows=target,
     )
     out = out.with_columns(
         pl.Series(FLAGS).gather(out.get_column("_flag")).alias("flag"),
@@ -332,7 +351,7 @@ BLOCKS_PER_WORKER = 4
 """Smaller blocks than one per core: fewer intermediates alive at once, steadier balance."""
 MIN_BLOCK_CELLS = 200_000
 """Below this many hours x series a block's numpy calls are too short to gain from a thread
-(a daily partition's +-21-day window of ~270 series stays one block)."""
+(a daily partition's +-46-day window of ~270 series, 600 k cells, is cut into 3 blocks)."""
 
 
 def _workers() -> int:
@@ -359,9 +378,15 @@ def _region_blocks(regions: pl.Series, blocks: int) -> list[slice]:
 
 
 def _clean_block(
-    keys: pl.DataFrame, x: np.ndarray, rule_of: np.ndarray, cfg: CleaningConfig, first_hour: int
+    keys: pl.DataFrame,
+    x: np.ndarray,
+    rule_of: np.ndarray,
+    cfg: CleaningConfig,
+    first_hour: int,
+    target: slice,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Screen and impute columns `x` (whole regions): (flags, filled values, method codes)."""
+    """Screen and impute columns `x` (whole regions): (flags, filled values, method codes);
+    gaps are filled in the `target` rows only (a fill reads observations, never other fills)."""
     flags = _screen(x, rule_of, cfg, first_hour)
     y = np.where(flags == OKAY, x, np.nan)
 
@@ -374,7 +399,9 @@ def _clean_block(
         [np.nan if r < 0 or rules[r].driver_base is None else rules[r].driver_base for r in rule_of]
     )
     drivers = [np.where(np.isnan(bases), z, np.abs(z - bases)) for z in drivers]
-    filled, methods = impute_matrix(y, covariates, positive, linear_max, cfg.impute, drivers)
+    filled, methods = impute_matrix(
+        y, covariates, positive, linear_max, cfg.impute, drivers, rows=target
+    )
     return flags, filled, methods
 
 

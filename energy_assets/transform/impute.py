@@ -42,6 +42,20 @@ why demand-like series default to 0 here.
 
 Gaps at the matrix edge (the newest hours of the newest partition) have only a left anchor:
 their fill uses the candidates that need no future data and is revised when later days arrive.
+
+Bounded reach. The fill of an hour reads nothing further than `reach_hours` from it, so a daily
+partition whose window holds that much context (with the screens' own) fills its day exactly as
+a run over the whole series does, whatever the range and however long the gaps:
+- a gap edge further than `edge_reach_hours` (168 h) is not used: that side counts as open, as at
+  the matrix edge, and a gap without one of its edges counts as longer than the reach (its true
+  length is not visible from the hour). An hour with no observation within the reach on either
+  side stays unfilled: a month-long gap's middle is left null rather than drawn as a line between
+  edges weeks away (the anchors' weight there was below exp(-7) anyway);
+- the driver slopes are exact integer sums over their window (`_exact_window_sum`): a float
+  running sum carries rounding from the first row, which differs between a partition's window
+  and the whole series;
+- where no pair of driver and series changes lies within the slope window, the driver-corrected
+  analog is absent (it used to borrow the nearest slope, however far).
 """
 
 from __future__ import annotations
@@ -49,7 +63,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from energy_assets.transform.grid import rolling, same_hour_median, shift_rows
 
@@ -76,9 +90,52 @@ class ImputeConfig(BaseModel):
     anchor_full_max_gap_hours: int = Field(
         6, ge=0, description="gaps up to this keep undecayed edge residuals"
     )
+    edge_reach_hours: int = Field(
+        168,
+        ge=LONG_GAP_HOURS,
+        description="a gap edge further than this from a cell does not enter its fill; a cell "
+        "with no observation this close stays unfilled",
+    )
     max_gap_hours: int | None = Field(
         None, ge=1, description="gaps longer than this stay null (None: fill all fillable)"
     )
+
+    @model_validator(mode="after")
+    def _max_gap_within_reach(self) -> ImputeConfig:
+        if self.max_gap_hours is not None and self.max_gap_hours > self.edge_reach_hours:
+            raise ValueError(
+                f"max_gap_hours {self.max_gap_hours} exceeds edge_reach_hours "
+                f"{self.edge_reach_hours}: a fill cannot see whether a gap is longer than its "
+                "edge reach; lower max_gap_hours or raise edge_reach_hours"
+            )
+        return self
+
+
+DRIVER_LAGS = (24, 168)
+"""Lags (h) of the driver-corrected analogs."""
+
+
+def reach_hours(cfg: ImputeConfig) -> int:
+    """Hours from a filled cell to the farthest value (observed or flagged) its fill reads.
+
+    A cell reads its gap's edges up to `edge_reach_hours` away; each edge's candidate errors
+    average `error_window_hours` around it (short gaps: residuals up to the largest half-width
+    further); each candidate reads the series and its covariates up to the farthest of its lags
+    and windows (analogs 24 k and 168 k h; ratios +-`ratio_days` days and half the ratio window;
+    driven analogs their lag plus half the slope window). Whatever lies further cannot change
+    the fill, so a window holding every hour within reach of a day, each with its screens' own
+    context, fills that day as the whole series does (`CleaningConfig.context_days`).
+    """
+    half = cfg.ratio_window_hours // 2
+    candidate = max(
+        24 * cfg.daily_lags,
+        168 * cfg.weekly_lags,
+        24 * cfg.ratio_days,
+        half,
+        max(DRIVER_LAGS) + half,
+    )
+    edges = cfg.edge_reach_hours + cfg.error_window_hours // 2 + max(SHORT_GAP_HALF_WIDTHS)
+    return edges + candidate
 
 
 def method_names(codes: np.ndarray) -> np.ndarray:
@@ -92,6 +149,7 @@ def impute_matrix(
     linear_max_gap: np.ndarray,
     config: ImputeConfig | None = None,
     drivers: list[np.ndarray] | None = None,
+    rows: slice | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill the NaN cells of `y` (hours x series). Returns (filled values, method codes).
 
@@ -102,6 +160,8 @@ def impute_matrix(
     regression slope of y's change on the driver's change over the same lag.
     `positive[j]`: series j is strictly positive (ratio models) rather than signed (differences).
     `linear_max_gap[j]`: gaps of series j up to this many hours are linearly interpolated.
+    `rows`: fill only the gaps in these rows (elsewhere they stay NaN, method unfilled); a fill
+    reads observations only, never other fills, so the filled rows do not change.
     """
     cfg = config or ImputeConfig()
     y = np.asarray(y, dtype=np.float64)
@@ -114,8 +174,12 @@ def impute_matrix(
 
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        left, right, gap_len = _gap_geometry(known)
+        left, right, gap_len = _gap_geometry(known, cfg.edge_reach_hours)
         gap = ~known & ((left >= 0) | (right < n))  # fillable: some observed anchor
+        if rows is not None:
+            wanted = np.zeros(n, dtype=bool)
+            wanted[rows] = True
+            gap &= wanted[:, None]
         if cfg.max_gap_hours is not None:
             gap &= gap_len <= cfg.max_gap_hours
         both = gap & (left >= 0) & (right < n)
@@ -156,14 +220,32 @@ def impute_matrix(
 # ---------------------------------------------------------------------------- pieces
 
 
-def _gap_geometry(known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+BEYOND_REACH = np.iinfo(np.int64).max // 4
+"""Gap length of a cell one of whose edges is out of reach: longer than any bucket."""
+
+
+def _gap_geometry(
+    known: np.ndarray, reach: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell: row of the last known value at or before it (-1 if none), of the first at or
-    after it (n if none), and the length of the gap it is in (0 for known cells)."""
+    after it (n if none), and the length of the gap it is in (0 for known cells).
+
+    `reach`: an edge more than this many rows away counts as none (-1 or n), and the gap of a
+    cell without an edge is BEYOND_REACH long, so that what a cell's fill reads never depends
+    on where the matrix starts or ends beyond its reach."""
     n = known.shape[0]
     rows = np.arange(n)[:, None]
     left = np.maximum.accumulate(np.where(known, rows, -1), axis=0)
     right = np.minimum.accumulate(np.where(known, rows, n)[::-1], axis=0)[::-1]
     gap_len = np.where(known, 0, right - left - 1)
+    if reach is not None:
+        far_l = (left >= 0) & (rows - left > reach)
+        far_r = (right < n) & (right - rows > reach)
+        left = np.where(far_l, -1, left)
+        right = np.where(far_r, n, right)
+        # without one of its edges (out of reach, or before the first row or after the last)
+        # a gap's length is unknown: it counts as longer than the reach, wherever rows start
+        gap_len = np.where(~known & ((left < 0) | (right >= n)), BEYOND_REACH, gap_len)
     return left, right, gap_len
 
 
@@ -239,7 +321,7 @@ def _candidates(
     for z in drivers:
         if np.isnan(z).all():
             continue
-        for lag in (24, 168):
+        for lag in DRIVER_LAGS:
             parts = tuple(_driven_analog(y, z, s * lag, cfg) for s in (1, -1))
             out.append(_Candidate(y, parts=parts))
     return out
@@ -247,14 +329,40 @@ def _candidates(
 
 def _driven_analog(y: np.ndarray, z: np.ndarray, lag: int, cfg: ImputeConfig) -> np.ndarray:
     """y[t - lag] + b (z[t] - z[t - lag]), b the local least-squares slope of the lagged
-    changes of y on those of z (rolling over `ratio_window_hours`, through the origin)."""
+    changes of y on those of z (centred window of `ratio_window_hours`, through the origin;
+    NaN where the window holds no pair, so the candidate is absent there)."""
     dy = y - shift_rows(y, lag)
     dz = z - shift_rows(z, lag)
     both = ~np.isnan(dy) & ~np.isnan(dz)
-    sxy = rolling(np.where(both, dy * dz, np.nan), "mean", cfg.ratio_window_hours)
-    sxx = rolling(np.where(both, dz * dz, np.nan), "mean", cfg.ratio_window_hours)
-    slope = _spread_into_gaps(np.where(sxx > 0, sxy / sxx, np.nan))
+    sxy = _exact_window_sum(np.where(both, dy * dz, np.nan), cfg.ratio_window_hours)
+    sxx = _exact_window_sum(np.where(both, dz * dz, np.nan), cfg.ratio_window_hours)
+    slope = np.where(sxx > 0, sxy / sxx, np.nan)
     return shift_rows(y, lag) + slope * dz
+
+
+SUM_QUANTUM = 2.0**-16
+"""Resolution of `_exact_window_sum`'s terms."""
+SUM_TERM_LIMIT = 2.0**30
+"""Terms are clipped to +-this (products of MW and kelvin changes stay far below)."""
+
+
+def _exact_window_sum(a: np.ndarray, window: int) -> np.ndarray:
+    """Centred rolling sum of `a` (NaN skipped; rows t - w // 2 .. t + (w - 1) // 2) that does
+    not depend on where the matrix starts: the terms are quantised to SUM_QUANTUM and summed as
+    integers, which is exact (a float running sum carries rounding from row 0, so a day's fill
+    would differ in the last bits between a partition's window and the whole series). A window
+    sum stays below 2^55; a wrapped int64 cumulative sum still differences exactly."""
+    n = a.shape[0]
+    terms = np.clip(np.nan_to_num(a, nan=0.0), -SUM_TERM_LIMIT, SUM_TERM_LIMIT)
+    q = np.rint(terms / SUM_QUANTUM).astype(np.int64)
+    cs = np.zeros((n + 1, a.shape[1]), dtype=np.int64)
+    with np.errstate(over="ignore"):
+        np.cumsum(q, axis=0, out=cs[1:])
+        t = np.arange(n)
+        lo = np.clip(t - window // 2, 0, n)
+        hi = np.clip(t + (window - 1) // 2 + 1, 0, n)
+        total = cs[hi] - cs[lo]
+    return total.astype(np.float64) * SUM_QUANTUM
 
 
 def _bucket_of(gap_len: np.ndarray) -> np.ndarray:
@@ -438,16 +546,3 @@ def _edge_correction(
     wl = np.where(np.isnan(res_l), 0.0, wl)
     wr = np.where(np.isnan(res_r), 0.0, wr)
     return wl * np.nan_to_num(res_l) + wr * np.nan_to_num(res_r)
-
-
-def _spread_into_gaps(a: np.ndarray) -> np.ndarray:
-    """Fill NaN runs with the mean of the nearest values on each side (or the one side)."""
-    known = ~np.isnan(a)
-    if known.all():
-        return a
-    n = a.shape[0]
-    left, right, _ = _gap_geometry(known)
-    cols = np.broadcast_to(np.arange(a.shape[1]), a.shape)
-    lv = np.where(left >= 0, a[np.clip(left, 0, n - 1), cols], np.nan)
-    rv = np.where(right < n, a[np.clip(right, 0, n - 1), cols], np.nan)
-    return np.where(known, a, _nanmean_stack([lv, rv]))

@@ -33,7 +33,7 @@ as flagged in the anomalous-region screen. Here GLOBAL_DEM_PLUS_MINUS fires, and
 count as good in ANOMALOUS_REGION, as in Ruggles' code and paper.
 
 Per-day references instead of whole-series statistics. Ruggles et al. take the median of the 10x
-cut and IQR_r over the whole series. A daily partition sees only its +-21-day window, so
+cut and IQR_r over the whole series. A daily partition sees only its window (+-46 days), so
 whole-matrix statistics would make a day's flags depend on how a range was cut into runs. Here
 each is a per-day reference, a function of the UTC day and the data near it only:
   - the GLOBAL_DEM median of day d: the median of the daily medians of the values NEG_OR_ZERO
@@ -42,7 +42,7 @@ each is a per-day reference, a function of the UTC day and the data near it only
     IQR of the hour-to-hour changes of r (days with at least 12 of them).
 Flags of day d read step-1 values up to 13 days away (480 h medians, the +-10-day template,
 ANOMALOUS_REGION's +-48 h) and IQR_r of days d - 2 .. d + 2, so they read raw values up to
-15 + 1 + 5 = 21 days away: exactly `CleaningConfig.context_days`. Within that budget a day's
+15 + 1 + 5 = 21 days away: SCREEN_CONTEXT_DAYS. Within that budget a day's
 flags are the same whether its run covers one day or years (tested on the Ruggles BAs). The
 SINGLE_DELTA passes compare a value with the last unflagged value at most 24 h before it
 (`single_delta_max_age_hours`; Ruggles: any age): after a longer gap a series starts afresh,
@@ -88,6 +88,9 @@ FLAGS: tuple[str, ...] = (
 """Flag names; a flag matrix holds their index (int8). The last one is for non-demand series."""
 
 CODE = {name: np.int8(i) for i, name in enumerate(FLAGS)}
+SCREEN_CONTEXT_DAYS = 21
+"""Days each side of a UTC day whose raw values its flags read (module docstring), with the
+default thresholds."""
 OKAY, MISSING = CODE["OKAY"], CODE["MISSING"]
 
 

@@ -74,7 +74,7 @@ def test_every_layer_materializes_and_every_blocking_check_passes(run, request):
     ]
     assert failed == []
     checked = {e.asset_key.path[0] for e in evaluations}
-    assert checked == {"raw", "aligned", "imputed", "features", "ml"}
+    assert checked == {"raw", "aligned", "imputed", "reconciled", "features", "ml"}
     days = 5
     for key, contract in CONTRACTS.items():
         if contract.partitioned:
@@ -124,6 +124,48 @@ def test_imputed_keeps_reported_values_and_says_how_each_was_filled(defect_run):
     demand = imputed.filter(pl.col("series") == "demand")
     assert demand["value"].null_count() == 0
     assert (demand["value"] > 0).all()
+
+
+def test_reconciled_leaves_a_consistent_world_alone_but_for_the_floors(clean_run):
+    """The synthetic truth satisfies every identity (D = NG - TI, TI = sum of flows, fuels sum
+    to NG), except that its balancing fuel may dip below the 1 MW floor near zero dispatch: the
+    reconciliation moves values only in BA-hours where a floor binds."""
+    base, _ = clean_run
+    out = read(base, "reconciled/series")
+    assert (
+        out.height
+        == read(base, "imputed/series")
+        .filter(
+            pl.col("series").str.contains(
+                "^(demand|net_generation|total_interchange|interchange_to_|generation_)"
+            )
+            & (pl.col("series") != "demand_forecast_da")
+        )
+        .height
+    )
+    floor_hours = out.filter(pl.col("moved_by") == "floor").select("interval_start_utc").unique()
+    elsewhere = out.join(floor_hours, on="interval_start_utc", how="anti")
+    assert elsewhere.height > 0.5 * out.height
+    assert elsewhere["adjustment_mw"].abs().max() < 1e-6
+    assert (elsewhere["moved_by"] == "none").all()
+    assert not out["is_spike"].any()
+
+
+def test_reconciled_identities_hold_on_the_defect_world_and_defects_move_most(defect_run):
+    from energy_assets.transform.reconcile import identity_residuals
+
+    base, _ = defect_run
+    out = read(base, "reconciled/series")
+    before = identity_residuals(out, "value_imputed")["residual_mw"].abs()
+    after = identity_residuals(out)["residual_mw"].abs()
+    assert before.max() > 100  # the defects break the balance
+    assert after.max() < 1.0
+    moved = out.filter(pl.col("adjustment_mw").abs() > 1.0)
+    share_flagged_moved = moved.filter(~pl.col("is_observed") | pl.col("is_spike")).height
+    assert share_flagged_moved > 0
+    mean_abs = out.group_by("is_observed").agg(pl.col("adjustment_mw").abs().mean())
+    by = dict(mean_abs.iter_rows())
+    assert by[False] > 10 * by[True]  # a flagged value is cheap to move, an observed one is not
 
 
 def test_feature_lags_cross_partition_borders(clean_run):

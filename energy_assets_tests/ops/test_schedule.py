@@ -134,5 +134,6 @@ def test_a_successful_refresh_is_followed_by_a_run_over_the_provisional_days(tmp
     assert {k.to_user_string() for k in follow_up.asset_selection} == {
         "aligned/series",
         "imputed/series",
+        "reconciled/series",
         "features/hourly",
     }

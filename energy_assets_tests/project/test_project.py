@@ -23,7 +23,14 @@ def test_definitions_load_with_every_layer_and_job():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw/eia930", "aligned/series", "imputed/series", "features/hourly", "ml/dataset",
             "ml/ring_segments"} <= keys  # fmt: skip
-    assert {p.split("/")[0] for p in keys} == {"raw", "aligned", "imputed", "features", "ml"}
+    assert {p.split("/")[0] for p in keys} == {
+        "raw",
+        "aligned",
+        "imputed",
+        "reconciled",
+        "features",
+        "ml",
+    }
     defs.resolve_job_def("main_job")
     defs.resolve_job_def("contract_checks")
 

@@ -84,3 +84,19 @@ def test_quirk_balance_audit_smoke(realdata: Path, tmp_path: Path) -> None:
     checked = [r for r in rows if r["ba_hours"]]
     assert checked and all(r["balance_breaks"] == 0 for r in checked)
     assert all(_finite(r["balance_pct_after"]) for r in checked)
+
+
+def test_reconcile_benchmark_smoke(realdata: Path, tmp_path: Path) -> None:
+    _run(
+        "reconcile.py",
+        "--data", str(realdata / "gridemissions"),
+        "--json", str(tmp_path / "r.json"),
+        "--baseline-hours", "1",
+    )  # fmt: skip
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["residual_before_mw"]["max"] > 1.0
+    assert result["residual_after_mw"]["max"] < 1.0
+    assert set(result["mape_vs_opt"]) == {"D", "NG", "TI", "ID", "fuel"}
+    assert set(result["mean_abs_adjustment_mw"]) == {"D", "NG", "TI", "ID", "fuel"}
+    assert _finite(result["wall_s"]) and _finite(result["cpu_s"])
+    assert "baseline" in result  # measured when cvxpy imports, else the reason it was not

@@ -7,9 +7,10 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from energy_assets.transform.clean import CLEAN_SCHEMA, CleaningConfig, SeriesRule, clean
-from energy_assets.transform.impute import ImputeConfig, impute_matrix
+from energy_assets.transform.impute import ImputeConfig, impute_matrix, reach_hours
 from energy_assets_tests.transform.synth import START, demand_matrix, long_table
 
 DAY = timedelta(days=1)
@@ -155,26 +156,61 @@ def test_impute_blend_beats_linear_on_long_gaps() -> None:
 
 
 def test_clean_target_rows_match_a_much_longer_window() -> None:
-    # A daily partition loads +-context_days; the result must agree with screening everything.
-    n_days = 100
+    # A daily partition loads +-context_days; the result must equal cleaning everything.
+    n_days = 120
     x = demand_matrix(24 * n_days, 3, seed=11)
-    x[24 * 50 + 5, 0] = 0.0
-    x[24 * 50 + 9 : 24 * 50 + 20, 1] = np.nan
-    x[24 * 49 + 20, 2] *= 2.5
+    x[24 * 60 + 5, 0] = 0.0
+    x[24 * 60 + 9 : 24 * 60 + 20, 1] = np.nan
+    x[24 * 59 + 20, 2] *= 2.5
     long = long_table(
         {("R0", "demand"): x[:, 0], ("R1", "demand"): x[:, 1], ("R2", "demand"): x[:, 2]}
     )
-    day = START + timedelta(days=50)
+    for day in (START + timedelta(days=59), START + timedelta(days=60)):
+        a = clean(_partition_window(long, day), day, day + DAY)
+        b = clean(long, day, day + DAY)
+        assert_frame_equal(a, b, check_exact=True)
+    assert set(b.get_column("flag")) >= {"NEG_OR_ZERO", "MISSING"}
+
+
+def _partition_window(long: pl.DataFrame, day) -> pl.DataFrame:
+    """The frame the IO manager hands a daily partition: the day +- context_days."""
     ctx = timedelta(days=CleaningConfig().context_days)
-    win = long.filter(
-        pl.col("interval_start_utc").is_between(day - ctx, day + DAY + ctx, closed="left")
+    t = pl.col("interval_start_utc")
+    return long.filter(t.is_between(day - ctx, day + DAY + ctx, closed="left"))
+
+
+def test_a_days_flags_and_fills_are_those_of_the_whole_series_with_drivers_and_long_gaps():
+    """Demand with its forecast and temperature (the pipeline's covariate and driver), gaps
+    of 3 h to 110 days (longer than any partition's window): every day cleaned on its
+    partition's window equals the same day of one run over the whole series, bit for bit (the
+    driver's slope sums are exact, a gap edge beyond `edge_reach_hours` is not read). Hours
+    further than that from any observation stay unfilled in both."""
+    n_days, rng = 240, np.random.default_rng(5)
+    demand, forecast = demand_matrix(24 * n_days, 2, seed=3).T
+    h = np.arange(24 * n_days)
+    temperature = 12 + 10 * np.sin(2 * np.pi * h / (24 * 60)) + 6 * np.sin(2 * np.pi * h / 24)
+    demand = demand * (1 + 0.01 * np.abs(temperature - 18)) + rng.normal(0, 5, h.size)
+    for start, length in ((24 * 40 + 5, 24 * 110), (24 * 170 + 3, 100), (24 * 165 + 9, 3)):
+        demand[start : start + length] = np.nan
+    forecast[24 * 160 : 24 * 162] = np.nan
+    demand[24 * 168 + 12] *= 3.0  # a spike the screens take out
+    long = long_table(
+        {
+            ("AAA", "demand"): demand,
+            ("AAA", "demand_forecast_da"): forecast,
+            ("AAA", "temperature_2m"): temperature,
+        }
     )
-    a = clean(win, day - DAY, day + DAY)
-    b = clean(long, day - DAY, day + DAY)
-    assert a.get_column("flag").equals(b.get_column("flag"))
-    assert set(a.get_column("flag")) >= {"NEG_OR_ZERO", "MISSING", "LOCAL_DEM_UP"}
-    va, vb = a.get_column("value").to_numpy(), b.get_column("value").to_numpy()
-    assert np.allclose(va, vb, rtol=5e-3)
+    edges_and_middle = [*range(36, 50), *range(92, 97), *range(145, 175)]
+    days = [START + timedelta(days=d) for d in edges_and_middle]
+    whole = clean(long, START, START + timedelta(days=n_days))
+    for day in days:
+        part = clean(_partition_window(long, day), day, day + DAY)
+        t = pl.col("interval_start_utc")
+        assert_frame_equal(part, whole.filter(t.is_between(day, day + DAY, closed="left")))
+    rows = whole.filter(pl.col("series") == "demand")
+    assert {"blend", "unfilled"} <= set(rows.get_column("method"))
+    assert set(rows.get_column("flag")) - {"OKAY", "MISSING"}
 
 
 def test_clean_newest_partition_without_right_context_still_fills() -> None:
@@ -415,3 +451,52 @@ def test_impute_short_gaps_without_any_analog_are_linear() -> None:
     assert (methods[hidden[:10], 0] == 2).all()  # the stretch's first days still have analogs
     linear, _ = impute_matrix(gap, [], np.array([True]), np.array([10**6]))
     assert np.array_equal(filled[middle], linear[middle])
+
+
+def test_a_fill_reads_nothing_further_than_reach_hours() -> None:
+    """Values further than `reach_hours` from every hour of a day, changed or removed, leave the
+    day's fills bit for bit as they were (proxy, driver, gaps of 2 h to 30 days around it)."""
+    cfg = ImputeConfig()
+    reach = reach_hours(cfg)
+    n, rng = 24 * 150, np.random.default_rng(8)
+    y = demand_matrix(n, 2, seed=9)
+    proxy = y * (1.02 + rng.normal(0, 0.01, y.shape))
+    h = np.arange(n)[:, None]
+    driver = np.abs(12 + 10 * np.sin(2 * np.pi * h / (24 * 50)) - 18) * np.ones((1, 2))
+    day = slice(24 * 75, 24 * 76)
+    y[24 * 75 + 5 : 24 * 75 + 7, 0] = np.nan  # a short gap in the day
+    y[24 * 60 : 24 * 90, 1] = np.nan  # the day deep inside a 30-day gap
+    y[24 * 69 + 3 : 24 * 69 + 30, 1] = demand_matrix(27, 1, seed=2)[:, 0]  # an island in reach
+
+    def fill(values: np.ndarray) -> np.ndarray:
+        out, _ = impute_matrix(values, [proxy], np.ones(2, bool), np.zeros(2, int), cfg, [driver])
+        return out[day]
+
+    far = np.ones(n, dtype=bool)
+    far[day.start - reach : day.stop + reach] = False
+    scrambled = y.copy()
+    scrambled[far] = rng.uniform(100, 9000, size=(far.sum(), 2))
+    removed = np.where(far[:, None], np.nan, y)
+    base = fill(y)
+    assert np.isnan(y[day]).any(axis=0).all() and not np.isnan(base[:, 0]).any()
+    np.testing.assert_array_equal(fill(scrambled), base)
+    np.testing.assert_array_equal(fill(removed), base)
+    near = y.copy()  # and something within reach does count
+    near[day.start - 30 : day.start - 24] *= 1.5
+    assert not np.array_equal(fill(near), base)
+
+
+def test_filling_only_some_rows_gives_those_rows_the_same_fills() -> None:
+    y = demand_matrix(24 * 40, 3, seed=4)
+    for col, (a, b) in enumerate(((200, 203), (450, 520), (600, 601))):
+        y[a:b, col] = np.nan
+    y[455:470, 0] = np.nan
+    args = ([y * 1.01], np.ones(3, bool), np.zeros(3, int))
+    every, every_methods = impute_matrix(y, *args)
+    rows = slice(440, 480)
+    some, methods = impute_matrix(y, *args, rows=rows)
+    np.testing.assert_array_equal(some[rows], every[rows])
+    np.testing.assert_array_equal(methods[rows], every_methods[rows])
+    outside = np.ones(y.shape[0], dtype=bool)
+    outside[rows] = False
+    assert np.isnan(some[outside]).sum() == np.isnan(y[outside]).sum() > 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from energy_assets.transform.clean import clean
 
@@ -95,17 +96,20 @@ def test_clean_fills_hidden_real_day_gaps_far_better_than_linear(
     assert ours < 0.05  # measured 0.030 (linear 0.157)
 
 
-@pytest.mark.slow
-def test_daily_partitions_flag_every_cell_as_the_full_series_does(realdata: Path) -> None:
-    """All 8 BAs, 2015-07 to 2019-07, with the pipeline's configuration: each day cleaned on
-    exactly the frame the IO manager gives its partition (the day +-context_days) flags every
-    cell as one run over the whole series does, so the observed values are the same too.
+SAMPLE_EVERY_DAYS = 10
+"""Besides every day with an unobserved cell, every 10th day (a whole-range daily run of all
+1,461 days takes about three times as long)."""
 
-    Imputed values can still differ where a gap's inputs lie beyond the window: its far edge,
-    the analogs of its edges up to two weeks further, and the flags of those hours, which need
-    their own 21 days of context (benchmarks/quality_ruggles.py: 12,309 of 561,024 cells,
-    11,571 of them in gaps of more than two weeks, 82 in gaps up to 72 h). Making them equal
-    needs more context than the screens' 21 days (README, data quality)."""
+
+@pytest.mark.slow
+def test_daily_partitions_equal_the_full_series_in_flags_and_values(realdata: Path) -> None:
+    """All 8 BAs, 2015-07 to 2019-07, with the pipeline's configuration: a day cleaned on
+    exactly the frame the IO manager gives its partition (the day +-context_days) has the same
+    rows as one run over the whole series: flags, filled values (bit for bit), methods.
+
+    Days: every day with a screened or missing cell in any series (about 510: every gap,
+    including the 95- and 111-day gaps of SC and TEPC whose middles stay unfilled, and the
+    days where a gap's edges leave the fill's reach), and every SAMPLE_EVERY_DAYS-th day."""
     from energy_assets.transform.clean import cleaning_config
 
     folder = realdata / "ruggles_2019_release"
@@ -133,19 +137,23 @@ def test_daily_partitions_flag_every_cell_as_the_full_series_does(realdata: Path
             )
     long = pl.concat(frames).sort("interval_start_utc")
     cfg = cleaning_config()
-    first = long.get_column("interval_start_utc").min()
-    end = long.get_column("interval_start_utc").max() + timedelta(hours=1)
-    full = clean(long, first, end, cfg)
-    ctx, day = timedelta(days=cfg.context_days), timedelta(days=1)
     times = long.get_column("interval_start_utc")
-    pieces, d = [], first
-    while d < end:
+    first, end = times.min(), times.max() + timedelta(hours=1)
+    full = clean(long, first, end, cfg)
+    assert full.height == 8 * 2 * 35064
+    day_of = pl.col("interval_start_utc").dt.truncate("1d")
+    gap_days = set(full.filter(~pl.col("is_observed")).select(day_of).to_series().to_list())
+    all_days = full.select(day_of.unique().sort()).to_series().to_list()
+    days = sorted(gap_days | set(all_days[::SAMPLE_EVERY_DAYS]))
+    assert len(gap_days) > 400 and full.get_column("value").null_count() > 0  # long gaps in
+
+    ctx, day = timedelta(days=cfg.context_days), timedelta(days=1)
+    pieces = []
+    for d in days:
         lo, hi = times.search_sorted(d - ctx, "left"), times.search_sorted(d + day + ctx, "left")
         pieces.append(clean(long.slice(lo, hi - lo), d, d + day, cfg))
-        d += day
     keys = ["region", "series", "interval_start_utc"]
-    both = full.join(pl.concat(pieces), on=keys, how="full", suffix="_p", coalesce=True)
-    assert both.height == full.height == 8 * 2 * 35064
-    assert both.filter(pl.col("flag").ne_missing(pl.col("flag_p"))).height == 0
-    observed = both.filter(pl.col("is_observed"))
-    assert observed.get_column("value").equals(observed.get_column("value_p"))
+    daily = pl.concat(pieces).filter(pl.col("interval_start_utc").is_between(first, end, "left"))
+    expected = full.filter(day_of.is_in(days))
+    assert daily.height == expected.height
+    assert_frame_equal(daily.sort(keys), expected.sort(keys), check_exact=True)
