@@ -790,9 +790,12 @@ def export_weights_safetensors(
     export_safetensors(path, {k: mx.array(v) for k, v in named_arrays(table).items()}, metadata)
 
 
-def data_version(footers: Sequence[Mapping[str, Any]], day_keys: Sequence[str]) -> str:
-    """sha256 over the training days' keys and the content hashes the IO manager stored."""
-    digest = hashlib.sha256()
+def data_version(
+    footers: Sequence[Mapping[str, Any]], day_keys: Sequence[str], statistics_fingerprint: str
+) -> str:
+    """sha256 over the input days' keys, the content hashes the IO manager stored for them and
+    the fingerprint of the statistics (and dataset settings) they were normalised with."""
+    digest = hashlib.sha256(f"statistics:{statistics_fingerprint}".encode())
     for day, footer in zip(day_keys, footers, strict=True):
         value = footer.get("energy_assets.content_hash") or footer.get(
             b"energy_assets.content_hash"
