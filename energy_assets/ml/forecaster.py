@@ -31,8 +31,9 @@ Training augmentation (`forecast_scale_jitter`, default 0.4): half the training 
 the BA's day-ahead forecast scaled, in MW, by one factor for the whole window (log-uniform in
 [0.6, 1/0.6]) while the target stays. Why: a BA's own forecast is the strongest covariate, and
 without this the model learns to trust its level. When a BA's reported demand drifts away from
-its forecast (TEPC from 2018-10 on: demand 0.6-0.8x the forecast, whose daily profile repeats
-unchanged for weeks), the model kept most of the forecast's level and lost to seasonal naive.
+its forecast (TEPC in 2019-01..05: demand 0.62-0.81x the forecast, whose daily profile repeats
+unchanged for weeks, while they agreed in training), the model kept much of the forecast's
+level and lost to seasonal naive (README, Results).
 With the scaled windows the only way to the target is to calibrate the forecast against the
 demand observed in the context, which every BA's context shows. Validation, prediction and
 evaluation never scale.
