@@ -173,6 +173,8 @@ def train_and_score(series, args) -> dict:
         seed=args.seed,
         world_size=args.world_size,
     )
+    if args.forecast_scale_jitter is not None:
+        config = config.model_copy(update={"forecast_scale_jitter": args.forecast_scale_jitter})
     t0 = time.perf_counter()
     result = fc.train_forecaster(series, config, timeout_s=args.timeout)
     wall = time.perf_counter() - t0
@@ -257,6 +259,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--world-size", type=int, default=2)
+    parser.add_argument(
+        "--forecast-scale-jitter",
+        type=float,
+        default=None,
+        help="training augmentation: half the windows get the BA's day-ahead forecast scaled "
+        "by a factor in [1 - j, 1 / (1 - j)] (default: ForecasterConfig's, 0.4; 0: off)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=7200.0)
     parser.add_argument("--skip-check", action="store_true", help="no ring-vs-full runs")

@@ -1,21 +1,27 @@
 """The forecaster and its evaluation: whole-range artifacts over the split windows.
 
 - `ml/forecaster` (not partitioned): the day-ahead model (energy_assets/ml/forecaster.py)
-  trained on the `ml/dataset` days of the training and validation window
-  (train_start_utc .. test_start_utc): nothing of the test period is read, so no test target
-  or statistic can reach the weights. With `pipeline.forecaster_world_size` > 1 it trains on
-  that many ring-attention processes; 1 is full attention in this process.
+  trained on the training and validation window (train_start_utc .. test_start_utc): nothing
+  of the test period is read, so no test target or statistic can reach the weights. Its
+  tensors are built from `features/hourly` of the window (with the stored context days the
+  `ml/dataset` days read) and the current `ml/normalization` by the same code as the
+  `ml/dataset` days (`assets.ml.dataset_of_days`), as `ml/ring_segments` is: it never reads
+  those days, so it cannot mix days normalised with earlier statistics (two overlapping
+  backfills may move the statistics while the days are being rebuilt). With
+  `pipeline.forecaster_world_size` > 1 it trains on that many ring-attention processes; 1 is
+  full attention in this process.
   Stored as a parquet table of named flat float32 arrays (`weights_table`) with the config, the
-  input names, the statistics fingerprint and the data version of the days it was trained on in
-  the file metadata. Why a table and not a safetensors file beside the data folder: the IO
-  manager then writes it like every other asset (atomically, content-hashed, data-versioned,
-  to local disk or an object store through the same fsspec path) and its contract is checked;
-  `forecaster.export_weights_safetensors` writes the same arrays and metadata to safetensors
-  for MLX tools, and both round trips are tested.
+  input names, the statistics fingerprint and the data version (the features days read and the
+  statistics) in the file metadata. Why a table and not a safetensors file beside the data
+  folder: the IO manager then writes it like every other asset (atomically, content-hashed,
+  data-versioned, to local disk or an object store through the same fsspec path) and its
+  contract is checked; `forecaster.export_weights_safetensors` writes the same arrays and
+  metadata to safetensors for MLX tools, and both round trips are tested.
 - `ml/forecast_eval` (not partitioned): the test split scored per balancing authority: MAPE of
   the model, of the BA's own day-ahead forecast (EIA DF) and of the seasonal-naive forecast
-  (same hour one week before), on the same hours. Reads the test period's `ml/dataset` days
-  plus the context days before it that are stored.
+  (same hour one week before), on the same hours. Built the same way from the test period's
+  features days plus the stored context days before it; refuses a model trained with other
+  statistics than the current ones.
 """
 
 from datetime import UTC, date, datetime, timedelta
@@ -34,10 +40,15 @@ from dagster import (
     multi_asset_check,
 )
 
-from energy_assets.assets.ml import check_result, dataset_config
+from energy_assets.assets.ml import (
+    check_result,
+    context_days_for,
+    dataset_config,
+    dataset_of_days,
+    load_with_context,
+)
 from energy_assets.io.parquet import FrameWithMetadata, PartitionLoader
 from energy_assets.ml import forecaster as fc
-from energy_assets.ml.dataset import frame_hash
 from energy_assets.ml.loader import (
     decode_parquet_metadata,
     encode_parquet_metadata,
@@ -72,27 +83,25 @@ def _day_range(first: date, end: date) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((end - first).days)]
 
 
-def load_dataset_days(
-    loader: PartitionLoader, days: list[str], what: str
-) -> tuple[fc.SeriesArrays, list[dict[str, str]]]:
-    """The `ml/dataset` days as forecaster arrays, refusing missing days and mixed statistics."""
-    missing = [d for d in days if not loader.stored(d)]
-    if missing:
-        raise FileNotFoundError(
-            f"{what} needs {len(missing)} ml/dataset day(s) that are not stored: "
-            f"{missing[0]}..{missing[-1]}; materialize them first (energy-assets backfill "
-            f"--from {missing[0]} --to {missing[-1]})"
-        )
-    parts = [loader.load_with_metadata(d) for d in days]
-    metas = [decode_parquet_metadata(p.file_metadata) for p in parts]
-    if len({m.get("statistics_fingerprint") for m in metas}) != 1:
-        raise ValueError(
-            f"ml/dataset days {days[0]}..{days[-1]} were normalised with different statistics: "
-            "re-materialize the stale ml/dataset days (the UI marks them stale), then this asset"
-        )
-    frame = pl.concat([p.frame for p in parts], how="vertical")
-    tensors = load_dataset_tensors(frame, metas[0])
-    return fc.SeriesArrays.from_tensors(tensors), [dict(p.file_metadata) for p in parts]
+def series_of_days(
+    pipeline: PipelineResource,
+    features: PartitionLoader,
+    normalization: pl.DataFrame,
+    days: list[str],
+    what: str,
+) -> tuple[fc.SeriesArrays, dict[str, FrameWithMetadata]]:
+    """The `ml/dataset` rows of `days` as forecaster arrays, built from `features/hourly` (the
+    days and their stored context) and the current statistics by the code that builds the
+    `ml/dataset` days, not read from those days: a day normalised with earlier statistics can
+    then never mix in. Also returns every features day read (for the data version)."""
+    config = dataset_config(pipeline)
+    before, after = context_days_for(pipeline)
+    frame, read = load_with_context(features, days, before, after, what)
+    start = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(days[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+    dataset = dataset_of_days(frame, normalization, config, start, end, before)
+    tensors = load_dataset_tensors(dataset.to_frame(), dataset.metadata)
+    return fc.SeriesArrays.from_tensors(tensors), read
 
 
 def _utc_day(text: str) -> date:
@@ -103,31 +112,30 @@ def _utc_day(text: str) -> date:
     key=["ml", "forecaster"],
     ins={
         "normalization": AssetIn(key=["ml", "normalization"]),
-        "dataset": AssetIn(key=["ml", "dataset"], partition_mapping=AllPartitionMapping()),
+        "features": AssetIn(key=["features", "hourly"], partition_mapping=AllPartitionMapping()),
     },
     group_name=GROUP,
     kinds={"parquet", "mlx"},
     description="Day-ahead demand forecaster (causal transformer over [context; 24 h horizon], "
-    "ring attention over pipeline.forecaster_world_size processes) trained on the ml/dataset "
-    "days of the training and validation window; weights as a table of named float32 arrays "
-    "with config, input names and data version in the file metadata.",
+    "ring attention over pipeline.forecaster_world_size processes) trained on the training and "
+    "validation window, built from features/hourly and the current ml/normalization like the "
+    "ml/dataset days; weights as a table of named float32 arrays with config, input names, "
+    "statistics fingerprint and data version in the file metadata.",
 )
 @observed
 def ml_forecaster(
     context: AssetExecutionContext,
     pipeline: PipelineResource,
-    normalization: FrameWithMetadata,
-    dataset: PartitionLoader,
+    normalization: pl.DataFrame,
+    features: PartitionLoader,
 ) -> FrameWithMetadata:
     config = forecaster_config(pipeline)
     bounds = dataset_config(pipeline).bounds()
     days = _day_range(_utc_day(bounds.train_start_utc), _utc_day(bounds.test_start_utc))
-    series, footers = load_dataset_days(dataset, days, "ml/forecaster (train + val window)")
-    if frame_hash(normalization.frame) != series.metadata["normalization"]["stats_hash"]:
-        raise ValueError(
-            "the ml/dataset days were normalised with other statistics than the stored "
-            "ml/normalization: re-materialize ml/dataset for the window, then this asset"
-        )
+    series, read = series_of_days(
+        pipeline, features, normalization, days, "ml/forecaster (train + val window)"
+    )
+    fingerprint = series.metadata["statistics_fingerprint"]
     result = fc.train_forecaster(series, config)
     table = fc.weights_table(result.model)
     known = [series.metadata["feature_columns"]["source_names"][c] for c in
@@ -143,9 +151,12 @@ def ml_forecaster(
         "known_in_advance": known,
         "past_only": past,
         "regions": series.metadata["regions"],
-        "statistics_fingerprint": series.metadata["statistics_fingerprint"],
-        "data_version": fc.data_version(footers, days),
+        "statistics_fingerprint": fingerprint,
+        "data_version": fc.data_version(
+            [p.file_metadata for p in read.values()], list(read), fingerprint
+        ),
         "training_days": [days[0], days[-1]],
+        "features_days": [next(iter(read)), next(reversed(read))],
         "windows": {s: int(series.windows(s).size) for s in ("train", "val")},
         "curve": curve,
         "train_seconds": round(result.seconds, 3),
@@ -175,15 +186,16 @@ def ml_forecaster(
     return FrameWithMetadata(table, encode_parquet_metadata(footer))
 
 
-def eval_days(pipeline: PipelineResource, dataset: PartitionLoader) -> tuple[list[str], int]:
-    """The test period's days and their stored context days (ml/forecaster.evaluation_days)."""
+def eval_days(pipeline: PipelineResource, features: PartitionLoader) -> tuple[list[str], int]:
+    """The test period's days and their stored context days (ml/forecaster.evaluation_days),
+    read from features/hourly."""
     bounds = dataset_config(pipeline).bounds()
     return fc.evaluation_days(
         bounds.test_start_utc,
         bounds.test_end_utc,
         pipeline.forecaster_context_hours,
-        dataset.stored,
-        dataset.keys,
+        features.stored,
+        features.keys,
     )
 
 
@@ -191,7 +203,8 @@ def eval_days(pipeline: PipelineResource, dataset: PartitionLoader) -> tuple[lis
     key=["ml", "forecast_eval"],
     ins={
         "forecaster": AssetIn(key=["ml", "forecaster"]),
-        "dataset": AssetIn(key=["ml", "dataset"], partition_mapping=AllPartitionMapping()),
+        "normalization": AssetIn(key=["ml", "normalization"]),
+        "features": AssetIn(key=["features", "hourly"], partition_mapping=AllPartitionMapping()),
     },
     group_name=GROUP,
     kinds={"parquet", "mlx"},
@@ -204,16 +217,20 @@ def ml_forecast_eval(
     context: AssetExecutionContext,
     pipeline: PipelineResource,
     forecaster: FrameWithMetadata,
-    dataset: PartitionLoader,
+    normalization: pl.DataFrame,
+    features: PartitionLoader,
 ) -> FrameWithMetadata:
     stored = decode_parquet_metadata(forecaster.file_metadata)
     model, config = fc.model_from_table(forecaster.frame, stored)
-    days, n_context = eval_days(pipeline, dataset)
-    series, _ = load_dataset_days(dataset, days, "ml/forecast_eval (test window)")
+    days, n_context = eval_days(pipeline, features)
+    series, _ = series_of_days(
+        pipeline, features, normalization, days, "ml/forecast_eval (test window)"
+    )
     if series.metadata["statistics_fingerprint"] != stored["statistics_fingerprint"]:
         raise ValueError(
-            "the test days were normalised with other statistics than the model was trained "
-            "on: re-materialize ml/dataset for the test window (the UI marks it stale)"
+            "ml/forecaster was trained with other statistics (or dataset settings) than the "
+            "current ml/normalization: re-materialize ml/forecaster (the UI marks it stale), "
+            "then this asset"
         )
     scores, rows = fc.evaluate(model, series, config)
     footer = {

@@ -42,6 +42,7 @@ from energy_assets.checks import results_per_day
 from energy_assets.io.parquet import FrameWithMetadata, PartitionLoader, window
 from energy_assets.ml.dataset import (
     DatasetConfig,
+    MLDataset,
     build_dataset,
     feature_spec,
     fit_normalization,
@@ -51,7 +52,7 @@ from energy_assets.ml.loader import decode_parquet_metadata, encode_parquet_meta
 from energy_assets.ml.normalize import STATS_SCHEMA
 from energy_assets.ml.ring import RingConfig, build_ring_segments, check_ring_tokens
 from energy_assets.ml.ring_attention import verify_ring_segments
-from energy_assets.ml.splits import SplitBounds
+from energy_assets.ml.splits import GRID_EPOCH, SplitBounds
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.resources import PipelineResource
@@ -100,6 +101,42 @@ def _load_days(loader: PartitionLoader, days: list[str], what: str) -> list[Fram
             f"{missing[-1]})"
         )
     return [loader.load_with_metadata(d) for d in days]
+
+
+def load_with_context(
+    loader: PartitionLoader, days: list[str], before: int, after: int, what: str
+) -> tuple[pl.DataFrame, dict[str, FrameWithMetadata]]:
+    """`days` (all stored, else a FileNotFoundError that says what to materialize) and the
+    stored days of the `before` / `after` days around them, as one frame (what the IO
+    manager's `window` gives an `ml/dataset` run over `days`); also every day read."""
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    around = [(first - timedelta(days=i)).isoformat() for i in range(before, 0, -1)]
+    around += [(last + timedelta(days=i)).isoformat() for i in range(1, after + 1)]
+    read = dict(zip(days, _load_days(loader, days, what), strict=True))
+    read |= {d: loader.load_with_metadata(d) for d in around if loader.stored(d)}
+    ordered = dict(sorted(read.items()))
+    return pl.concat([p.frame for p in ordered.values()], how="vertical"), ordered
+
+
+def dataset_of_days(
+    features: pl.DataFrame,
+    stats: pl.DataFrame,
+    config: DatasetConfig,
+    start: datetime,
+    end: datetime,
+    context_days: int,
+) -> MLDataset:
+    """The `ml/dataset` rows and origins of [start, end) from features that include the days'
+    context: the one build of the days, so a range equals its days built one by one, and a
+    consumer that builds from features (the forecaster) equals one that reads the days."""
+    return build_dataset(
+        features,
+        feature_spec(),
+        config,
+        stats=stats,
+        grid_start=max(start - timedelta(days=context_days), GRID_EPOCH),
+        keep=(start, end),
+    )
 
 
 def ml_assets(context_days: int, horizon_days: int) -> list[AssetsDefinition]:
@@ -172,14 +209,7 @@ def ml_assets(context_days: int, horizon_days: int) -> list[AssetsDefinition]:
                 "location after changing the config file"
             )
         start, end = context.partition_time_window
-        dataset = build_dataset(
-            features,
-            feature_spec(),
-            config,
-            stats=normalization.frame,
-            grid_start=max(start - timedelta(days=context_days), datetime(2015, 7, 1, tzinfo=UTC)),
-            keep=(start, end),
-        )
+        dataset = dataset_of_days(features, normalization.frame, config, start, end, context_days)
         windows = dataset.windows.with_columns(
             pl.col("interval_start_utc").dt.date().cast(pl.String).alias("day")
         )

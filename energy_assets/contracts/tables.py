@@ -586,7 +586,8 @@ ML_FORECASTER = Contract(
     name="ml_forecaster",
     description="Weights of the day-ahead forecaster (energy_assets/ml/forecaster.py), one row "
     "per parameter array; the model config, input names, statistics fingerprint, data version "
-    "of the training days and the training curve live in the file metadata.",
+    "of its inputs (the features days read and the statistics) and the training curve live in "
+    "the file metadata.",
     columns=(
         Column(
             name="name",

@@ -27,6 +27,17 @@ squared) error of the horizon tokens' outputs against the target z-score (weight
 [context; horizon] lets each horizon hour see the whole context and the horizon hours before
 it (which carry only known-in-advance inputs).
 
+Training augmentation (`forecast_scale_jitter`, default 0.4): half the training windows get
+the BA's day-ahead forecast scaled, in MW, by one factor for the whole window (log-uniform in
+[0.6, 1/0.6]) while the target stays. Why: a BA's own forecast is the strongest covariate, and
+without this the model learns to trust its level. When a BA's reported demand drifts away from
+its forecast (TEPC in 2019-01..05: demand 0.62-0.81x the forecast, whose daily profile repeats
+unchanged for weeks, while they agreed in training), the model kept much of the forecast's
+level and lost to seasonal naive (README, Results).
+With the scaled windows the only way to the target is to calibrate the forecast against the
+demand observed in the context, which every BA's context shows. Validation, prediction and
+evaluation never scale.
+
 Attention is pluggable: `dense_attend` (one process, `mx.fast.scaled_dot_product_attention`
 with the causal/segment mask: full attention) or `ring_attend` (`ring_grad.ring_attention`:
 this rank's tokens in a ring layout, K/V rotating over the P ranks; gradients of shared
@@ -99,6 +110,16 @@ class ForecasterConfig(BaseModel):
         "error of the target z-score",
     )
     layout: Layout = "zigzag"
+    forecast_scale_jitter: float = Field(
+        0.4,
+        ge=0.0,
+        lt=1.0,
+        description="training only: half the windows get their BA day-ahead forecast (MW) "
+        "scaled by one factor drawn log-uniformly from [1 - j, 1 / (1 - j)] for the whole "
+        "window, context and horizon, while the target stays; the model then learns to "
+        "calibrate the BA's forecast against the demand observed in the context instead of "
+        "trusting its level (0: off; see the module docstring)",
+    )
 
     def model_post_init(self, _context: Any) -> None:
         if self.d_model % self.n_heads:
@@ -208,8 +229,37 @@ class Batch:
         )
 
 
-def make_batch(series: SeriesArrays, window_ids: np.ndarray, config: ForecasterConfig) -> Batch:
-    """Gather windows from the series by index (see the module docstring for the inputs)."""
+def forecast_column(series: SeriesArrays) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(column of the BA's day-ahead forecast among the known covariates, its mean and std per
+    region in MW) or None when the dataset has no such covariate."""
+    meta = series.metadata
+    names = meta["feature_columns"]["source_names"]
+    known = [names[c] for c in meta["feature_columns"]["known"]]
+    if FORECAST_FEATURE not in known:
+        return None
+    stats = _stat(meta, FORECAST_FEATURE)
+    mean = np.array([stats.get(r, (0.0, 1.0))[0] for r in meta["regions"]])
+    std = np.array([stats.get(r, (0.0, 1.0))[1] for r in meta["regions"]])
+    return known.index(FORECAST_FEATURE), mean, std
+
+
+def forecast_scales(rng: np.random.Generator, n: int, jitter: float) -> np.ndarray:
+    """Per window: 1 for half of them, else a factor log-uniform in [1 - j, 1 / (1 - j)]."""
+    bound = -math.log(1.0 - jitter)
+    factor = np.exp(rng.uniform(-bound, bound, n))
+    return np.where(rng.random(n) < 0.5, 1.0, factor)
+
+
+def make_batch(
+    series: SeriesArrays,
+    window_ids: np.ndarray,
+    config: ForecasterConfig,
+    forecast_scale: np.ndarray | None = None,
+) -> Batch:
+    """Gather windows from the series by index (see the module docstring for the inputs).
+
+    `forecast_scale` ([B], training augmentation): each window's day-ahead forecast in MW is
+    multiplied by its factor (in z-space: s z + (s - 1) mean / std of its region)."""
     ctx, h, n = config.context_hours, config.horizon, config.n_tokens
     front = n - ctx - h
     region = series.window_region[window_ids][:, None]
@@ -222,13 +272,21 @@ def make_batch(series: SeriesArrays, window_ids: np.ndarray, config: ForecasterC
     horizon = np.broadcast_to(offset >= 0, t.shape)
     pad = ~inside | series.is_pad[region, tc]
     b = window_ids.shape[0]
+    known = series.known[region, tc] * inside[..., None]
+    valid_known = series.valid_known[region, tc] & inside[..., None]
+    column = forecast_column(series) if forecast_scale is not None else None
+    if column is not None:
+        col, mean, std = column
+        s = np.asarray(forecast_scale, dtype=np.float64)[:, None]
+        shifted = s * known[..., col] + (s - 1.0) * (mean / std)[region]
+        known[..., col] = np.where(valid_known[..., col], shifted, 0.0)
     parts = [
         np.where(context, series.target[region, tc], 0.0)[..., None],
         (context & series.is_observed[region, tc])[..., None],
         pad[..., None],
         horizon[..., None],
-        series.known[region, tc] * inside[..., None],
-        series.valid_known[region, tc] & inside[..., None],
+        known,
+        valid_known,
         series.past[region, tc] * context[..., None],
         series.valid_past[region, tc] & context[..., None],
     ]
@@ -483,13 +541,20 @@ def train(
     optimizer = optim.Adam(learning_rate=schedule, bias_correction=True)
     step_fn = nn.value_and_grad(model, _loss)
     rng = np.random.Generator(np.random.PCG64(config.seed))
+    # its own stream, so the batches drawn do not depend on the augmentation
+    augment = np.random.Generator(np.random.PCG64(config.seed + 2))
     losses: list[float] = []
     val_losses: list[tuple[int, float]] = []
     seconds, tokens = 0.0, 0
     first_grads: dict[str, np.ndarray] = {}
     for step in range(config.steps):
         ids = rng.choice(train_ids, config.batch_size, replace=train_ids.size < config.batch_size)
-        batch = make_batch(series, np.sort(ids), config)
+        scale = (
+            forecast_scales(augment, ids.size, config.forecast_scale_jitter)
+            if config.forecast_scale_jitter
+            else None
+        )
+        batch = make_batch(series, np.sort(ids), config, scale)
         t0 = time.perf_counter()
         x, y, w, attend, denom = rank_inputs(batch, geometry)
         loss, grads = step_fn(model, x, y, w, attend, denom, config.loss)
@@ -790,9 +855,12 @@ def export_weights_safetensors(
     export_safetensors(path, {k: mx.array(v) for k, v in named_arrays(table).items()}, metadata)
 
 
-def data_version(footers: Sequence[Mapping[str, Any]], day_keys: Sequence[str]) -> str:
-    """sha256 over the training days' keys and the content hashes the IO manager stored."""
-    digest = hashlib.sha256()
+def data_version(
+    footers: Sequence[Mapping[str, Any]], day_keys: Sequence[str], statistics_fingerprint: str
+) -> str:
+    """sha256 over the input days' keys, the content hashes the IO manager stored for them and
+    the fingerprint of the statistics (and dataset settings) they were normalised with."""
+    digest = hashlib.sha256(f"statistics:{statistics_fingerprint}".encode())
     for day, footer in zip(day_keys, footers, strict=True):
         value = footer.get("energy_assets.content_hash") or footer.get(
             b"energy_assets.content_hash"
@@ -838,7 +906,9 @@ def evaluation_days(
     else:
         later = sorted(d for d in stored_days if d >= first.isoformat() and stored(d))
         if not later:
-            raise FileNotFoundError(f"no ml/dataset day stored from {first}: materialize it first")
+            raise FileNotFoundError(
+                f"no features/hourly day stored from {first}: materialize it first"
+            )
         last = date.fromisoformat(later[-1]) + timedelta(days=1)
     back = math.ceil(max(context_hours, SEASONAL_LAG_HOURS) / 24)
     context: list[str] = []

@@ -18,9 +18,11 @@ RESPONDENTS = ["CISO", "ERCO", "PJM"]
 FIRST, LAST = "2024-03-08", "2024-03-12"  # spans the US spring-forward day
 
 
-def run_all(base, sources, pipeline=None, first=FIRST, last=LAST):
+def run_all(base, sources, pipeline=None, first=FIRST, last=LAST, selection=None):
+    """Materialize every asset (or `selection`) over first..last (None: whole-range only)."""
     return materialize(
         [*ALL_ASSETS, *HAND_WRITTEN_CHECKS, *(contract_checks(p) for p in CONTRACTS)],
+        selection=selection,
         resources={
             "io_manager": ParquetIOManager(base_dir=str(base)),
             "sources": sources,
@@ -39,7 +41,9 @@ def run_all(base, sources, pipeline=None, first=FIRST, last=LAST):
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,
-        },
+        }
+        if first is not None
+        else None,
         raise_on_error=False,
     )
 
@@ -236,3 +240,66 @@ def test_forecaster_and_its_evaluation_are_stored_readable_and_checked(clean_run
     }
     assert "training_curve" in materialized["ml/forecaster"]
     assert "evaluation" in materialized["ml/forecast_eval"]
+
+
+def test_forecaster_trains_on_moved_statistics_without_rematerializing_ml_dataset(
+    clean_run, tmp_path
+):
+    """Overlapping backfills can move the statistics (a revised day in the training window)
+    while the ml/dataset days are stale: the forecaster and its evaluation build from
+    features + the current statistics, so they neither refuse nor mix stale days, and the model
+    equals one trained on the ml/dataset days rebuilt with the new statistics."""
+    import json
+    import shutil
+
+    import numpy as np
+    from dagster import AssetKey, AssetSelection
+    from mlx.utils import tree_flatten
+
+    from energy_assets.ml import forecaster as fc
+    from energy_assets.ml.loader import load_dataset_tensors
+
+    def footer(path):
+        return json.loads(read_file_metadata(path)["energy_assets.ml"])
+
+    base = tmp_path / "store"
+    shutil.copytree(clean_run[0], base)
+    day_files = sorted((base / "ml/dataset").glob("*.parquet"))
+    stale = {footer(p)["statistics_fingerprint"] for p in day_files}
+    day_bytes = [p.read_bytes() for p in day_files]
+    stats_before = pl.read_parquet(base / "ml/normalization.parquet")
+    trained_before = footer(base / "ml/forecaster.parquet")
+    assert trained_before["statistics_fingerprint"] in stale and len(stale) == 1
+
+    # another world's 2024-03-09 (inside the training window) moves the statistics
+    features_up = AssetSelection.assets(AssetKey(["features", "hourly"])).upstream()
+    other_world = SourcesResource(respondents=RESPONDENTS, seed=22, defects=False)
+    assert run_all(base, other_world, selection=features_up, first="2024-03-09",
+                   last="2024-03-09").success  # fmt: skip
+    sources = SourcesResource(respondents=RESPONDENTS, seed=21, defects=False)
+    whole = [AssetKey(["ml", k]) for k in ("normalization", "forecaster", "forecast_eval")]
+    result = run_all(base, sources, selection=whole, first=None)
+    assert result.success
+    assert not pl.read_parquet(base / "ml/normalization.parquet").equals(stats_before)
+    assert [p.read_bytes() for p in day_files] == day_bytes  # ml/dataset days untouched: stale
+    trained = footer(base / "ml/forecaster.parquet")
+    assert trained["statistics_fingerprint"] not in stale
+    assert trained["data_version"] != trained_before["data_version"]
+    assert trained["training_days"] == [FIRST, "2024-03-11"]
+    scored = footer(base / "ml/forecast_eval.parquet")
+    assert scored["model_data_version"] == trained["data_version"]
+    assert pl.read_parquet(base / "ml/forecast_eval.parquet")["mape_model"].is_finite().all()
+
+    # the same model as from the ml/dataset days of the window rebuilt with the new statistics
+    assert run_all(base, sources, selection=[AssetKey(["ml", "dataset"])]).success
+    window = [base / f"ml/dataset/{d}.parquet" for d in
+              ("2024-03-08", "2024-03-09", "2024-03-10", "2024-03-11")]  # fmt: skip
+    assert {footer(p)["statistics_fingerprint"] for p in window} == {
+        trained["statistics_fingerprint"]
+    }
+    series = fc.SeriesArrays.from_tensors(load_dataset_tensors(window))
+    expected = fc.train_forecaster(series, fc.ForecasterConfig(**trained["config"]))
+    want = {k: np.array(v) for k, v in tree_flatten(expected.model.parameters())}
+    got = fc.named_arrays(pl.read_parquet(base / "ml/forecaster.parquet"))
+    assert got.keys() == want.keys()
+    assert max(float(np.abs(got[k] - want[k]).max()) for k in got) < 1e-6

@@ -159,3 +159,35 @@ def test_evaluation_scores_the_three_forecasts_on_the_same_hours(series):
     assert np.array_equal(used["seasonal_naive_mw"].to_numpy(), series.target_raw[r, t - 168])
     assert np.isfinite(table["mape_model"].to_numpy()).all()
     assert fc.mape(np.array([100.0, 200.0]), np.array([110.0, 180.0])) == pytest.approx(10.0)
+
+
+def test_forecast_scale_augmentation_scales_the_forecast_in_mw_and_nothing_else(series):
+    ids = series.windows("train")[:3]
+    plain = fc.make_batch(series, ids, SMALL)
+    scale = np.array([0.5, 1.0, 1.6])
+    scaled = fc.make_batch(series, ids, SMALL, forecast_scale=scale)
+    names = fc.input_names(*(
+        [series.metadata["feature_columns"]["source_names"][c] for c in
+         series.metadata["feature_columns"][group]]
+        for group in ("known", "past")
+    ))  # fmt: skip
+    col = names.index(fc.FORECAST_FEATURE)
+    others = [i for i in range(len(names)) if i != col]
+    assert np.array_equal(plain.x[..., others], scaled.x[..., others])
+    assert np.array_equal(plain.target, scaled.target) and np.array_equal(
+        plain.weight, scaled.weight
+    )
+    # in MW (the region's forecast statistics from the metadata), the forecast is scaled
+    stats = {r["region"]: (r["mean"], r["std"]) for r in series.metadata["normalization"]["stats"]
+             if r["feature"] == fc.FORECAST_FEATURE}  # fmt: skip
+    valid = plain.x[..., names.index(f"valid:{fc.FORECAST_FEATURE}")] > 0
+    assert valid.any()
+    for i, window in enumerate(ids):
+        mean, std = stats[series.metadata["regions"][series.window_region[window]]]
+        mw, mw_scaled = plain.x[i, :, col] * std + mean, scaled.x[i, :, col] * std + mean
+        ok = valid[i]
+        np.testing.assert_allclose(mw_scaled[ok], scale[i] * mw[ok], rtol=1e-5)
+        assert (scaled.x[i, ~ok, col] == 0).all()
+    draws = fc.forecast_scales(np.random.default_rng(0), 10_000, 0.4)
+    assert draws.min() >= 0.6 - 1e-9 and draws.max() <= 1 / 0.6 + 1e-9
+    assert 0.45 < (draws == 1.0).mean() < 0.55

@@ -226,13 +226,8 @@ def test_two_overlapping_backfills_both_succeed_and_leave_one_consistent_store(l
 
     from energy_assets.io.parquet import read_file_metadata
 
-    # the forecaster is left out: it reads ml/dataset days, and when the statistics change
-    # during the overlap (training window at the newest edge) it refuses the stale days
-    # (known; ml/ring_segments builds from features instead, the forecaster does not yet)
     keys = [
-        "/".join(node["assetKey"]["path"])
-        for node in live_ui.graphql(ASSET_NODES)["assetNodes"]
-        if node["groupName"] != "forecast"
+        "/".join(node["assetKey"]["path"]) for node in live_ui.graphql(ASSET_NODES)["assetNodes"]
     ]
     days = [(LAST + timedelta(days=i)).isoformat() for i in (-1, 0, 1)]
     first = live_ui.launch_asset_backfill(keys, days[:2], title="overlap A")
