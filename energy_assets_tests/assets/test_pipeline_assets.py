@@ -272,7 +272,12 @@ def test_forecaster_trains_on_moved_statistics_without_rematerializing_ml_datase
     assert trained_before["statistics_fingerprint"] in stale and len(stale) == 1
 
     # another world's 2024-03-09 (inside the training window) moves the statistics
-    features_up = AssetSelection.assets(AssetKey(["features", "hourly"])).upstream()
+    # (with the revisions each raw responses step also makes)
+    features_up = (
+        AssetSelection.assets(AssetKey(["features", "hourly"]))
+        .upstream()
+        .required_multi_asset_neighbors()
+    )
     other_world = SourcesResource(respondents=RESPONDENTS, seed=22, defects=False)
     assert run_all(base, other_world, selection=features_up, first="2024-03-09",
                    last="2024-03-09").success  # fmt: skip
