@@ -96,9 +96,24 @@ def test_clean_fills_hidden_real_day_gaps_far_better_than_linear(
     assert ours < 0.05  # measured 0.030 (linear 0.157)
 
 
-SAMPLE_EVERY_DAYS = 10
-"""Besides every day with an unobserved cell, every 10th day (a whole-range daily run of all
-1,461 days takes about three times as long)."""
+SAMPLE_EVERY_DAYS = 30
+"""Besides the days where a gap's context matters (see `_days_to_compare`), every 30th day (a
+daily run of all 1,461 days takes about ten times as long)."""
+
+
+def _days_to_compare(gap_days: set, all_days: list) -> list:
+    """The first and last day of every run of days with an unobserved cell (where a gap's edges
+    and the screens' context meet the window's ends), every 7th day inside a run (long gaps,
+    whose middles are filled or left null by the reach rule), and every SAMPLE_EVERY_DAYS-th day."""
+    chosen = set(all_days[::SAMPLE_EVERY_DAYS])
+    run: list = []
+    for d in [*sorted(gap_days), None]:
+        if run and (d is None or d - run[-1] != timedelta(days=1)):
+            chosen |= {run[0], run[-1], *run[::7]}
+            run = []
+        if d is not None:
+            run.append(d)
+    return sorted(chosen)
 
 
 @pytest.mark.slow
@@ -107,9 +122,10 @@ def test_daily_partitions_equal_the_full_series_in_flags_and_values(realdata: Pa
     exactly the frame the IO manager gives its partition (the day +-context_days) has the same
     rows as one run over the whole series: flags, filled values (bit for bit), methods.
 
-    Days: every day with a screened or missing cell in any series (about 510: every gap,
-    including the 95- and 111-day gaps of SC and TEPC whose middles stay unfilled, and the
-    days where a gap's edges leave the fill's reach), and every SAMPLE_EVERY_DAYS-th day."""
+    Days (`_days_to_compare`): both ends of every run of days with a screened or missing cell,
+    every 7th day inside such runs (the 95- and 111-day gaps of SC and TEPC, whose middles stay
+    unfilled, and the days where a gap's edges leave the fill's reach), and every
+    SAMPLE_EVERY_DAYS-th day."""
     from energy_assets.transform.clean import cleaning_config
 
     folder = realdata / "ruggles_2019_release"
@@ -144,8 +160,9 @@ def test_daily_partitions_equal_the_full_series_in_flags_and_values(realdata: Pa
     day_of = pl.col("interval_start_utc").dt.truncate("1d")
     gap_days = set(full.filter(~pl.col("is_observed")).select(day_of).to_series().to_list())
     all_days = full.select(day_of.unique().sort()).to_series().to_list()
-    days = sorted(gap_days | set(all_days[::SAMPLE_EVERY_DAYS]))
+    days = _days_to_compare(gap_days, all_days)
     assert len(gap_days) > 400 and full.get_column("value").null_count() > 0  # long gaps in
+    assert len(days) > 150
 
     ctx, day = timedelta(days=cfg.context_days), timedelta(days=1)
     pieces = []
