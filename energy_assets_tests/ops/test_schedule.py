@@ -128,7 +128,7 @@ def test_a_successful_refresh_is_followed_by_a_run_over_the_provisional_days(tmp
     )
     follow_up = sensor(context)
     # the window's last day is provisional (its right-hand context is not stored), and the
-    # screens' ±21 days make every imputed day of this short window provisional too
+    # screen and fill's ±46 days make every imputed day of this short window provisional too
     assert follow_up.tags[END] == request.tags[END]
     assert follow_up.tags[START] >= request.tags[START]
     assert {k.to_user_string() for k in follow_up.asset_selection} == {
