@@ -216,9 +216,9 @@ def refresh_schedule(
 
 
 PROVISIONAL_REFRESH_GROUPS = ("aligned", "imputed", "reconciled", "features")
-"""The layers whose days read context after them (align ±1 day, screen and fill ±46 days) or read such
-days (reconciled reads its imputed day, features look back 8 days), hence the layers that have
-provisional days (the keys below)."""
+"""The layers whose days read context after them (align ±1 day, screen and fill ±46 days) or
+read such days (reconciled reads its imputed day, features look back 8 days), hence the layers
+that have provisional days (the keys below)."""
 
 
 def provisional_span(instance: Any, keys: Sequence[AssetKey]) -> tuple[str, str] | None:
