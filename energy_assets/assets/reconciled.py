@@ -5,9 +5,9 @@
 Its own layer after imputed/series, not a stage of it: the reconciliation needs every BA of an
 hour at once (interchange couples neighbours), while imputation works one series at a time over
 a +-46-day window (CleaningConfig.context_days); and each hour is reconciled on its own, so a day
-reads only the same day of imputed/series. Keeping the layers apart keeps imputed/series' values and flags as the screens
-left them, and the reconciled values, their adjustment and the constraint that moved them
-beside each other.
+reads only the same day of imputed/series. Keeping the layers apart keeps imputed/series'
+values and flags as the screens left them, and the reconciled values, their adjustment and the
+constraint that moved them beside each other.
 """
 
 import polars as pl
