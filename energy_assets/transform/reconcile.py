@@ -685,6 +685,8 @@ def _provenance(
     present: np.ndarray,
 ) -> np.ndarray:
     """Per value, the constraint contributing most to its adjustment (CONSTRAINTS codes)."""
+    if system.m == 0:  # no identity applies (e.g. a region reporting demand only): none moved
+        return np.zeros(base.shape, dtype=np.int8)
     n = base.shape[1]
     A, z_of, sign = system.A, system.z_of, system.sign
     degree = (A != 0).sum(axis=0)

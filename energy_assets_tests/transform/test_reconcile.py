@@ -211,6 +211,19 @@ def test_other_series_pass_through_untouched_and_are_left_out():
     assert out.height == len(SERIES)
 
 
+def test_regions_reporting_demand_only_come_through_unmoved():
+    """No identity applies to a region with demand alone (the Ruggles release): its values,
+    nulls included, come through, nothing is moved (found on `world: ruggles`)."""
+    x = np.array([[1000.0, 1100.0], [np.nan, 1050.0], [990.0, np.nan]])
+    frame = long_frame(
+        x, np.isfinite(x), regions=["TEPC", "TEPC"], series=["demand", "demand_forecast_da"]
+    )
+    out = reconcile(frame).sort("interval_start_utc")
+    assert out["series"].to_list() == ["demand"] * 3  # the forecast is not a balance series
+    assert set(out["moved_by"]) == {"none"}
+    assert out["value"].to_list() == [1000.0, None, 990.0]
+
+
 # ------------------------------------------------------------------------- real data
 
 
