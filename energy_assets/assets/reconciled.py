@@ -13,6 +13,7 @@ constraint that moved them beside each other.
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, MetadataValue, asset
 
+from energy_assets.io.parquet import window
 from energy_assets.observe import observed
 from energy_assets.partitions import DAILY
 from energy_assets.transform.reconcile import daily_reconcile_metrics, reconcile
@@ -20,7 +21,8 @@ from energy_assets.transform.reconcile import daily_reconcile_metrics, reconcile
 
 @asset(
     key=["reconciled", "series"],
-    ins={"imputed": AssetIn(key=["imputed", "series"])},
+    # the same day only: the lineage (and the planner's up-to-date test) is per day
+    ins={"imputed": AssetIn(key=["imputed", "series"], metadata=window(0, 0))},
     partitions_def=DAILY,
     group_name="reconciled",
     backfill_policy=BackfillPolicy.single_run(),

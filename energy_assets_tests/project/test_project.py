@@ -102,3 +102,29 @@ def test_nothing_from_shared_is_copied_into_the_repository():
     ours = {digest(ROOT / t): t for t in tracked if (ROOT / t).is_file()}
     copied = [ours[d] for p in shared.rglob("*") if p.is_file() and (d := digest(p)) in ours]
     assert copied == []
+
+
+def test_every_daily_input_of_a_daily_asset_declares_the_days_it_reads():
+    """A daily asset's lineage is per day only if each daily input says which days a day reads
+    (io/parquet.py `window`); without it every day of a ranged run records the whole range's
+    inputs, and the planner finds the days stale after every backfill (found on
+    reconciled/series)."""
+    from dagster import DailyPartitionsDefinition
+
+    from energy_assets.definitions import defs
+    from energy_assets.io.parquet import WINDOW_KEY
+
+    graph = defs.resolve_asset_graph()
+    daily = {
+        key
+        for key in graph.get_all_asset_keys()
+        if isinstance(graph.get(key).partitions_def, DailyPartitionsDefinition)
+    }
+    missing = []
+    for assets_def in graph.assets_defs:
+        for name, key in assets_def.keys_by_input_name.items():
+            if key not in daily or not any(k in daily for k in assets_def.keys):
+                continue
+            if WINDOW_KEY not in (assets_def.node_def.input_def_named(name).metadata or {}):
+                missing.append(f"{assets_def.node_def.name}.{name}")
+    assert not missing, missing
