@@ -103,6 +103,7 @@ class SourcesResource(ConfigurableResource):
 
     _server: Any = PrivateAttr(default=None)
     _recorded_groups: Any = PrivateAttr(default=None)
+    _world: Any = PrivateAttr(default=None)  # the world the running stand-in serves
 
     @field_validator("no_data_days", mode="before")
     @classmethod
@@ -188,7 +189,7 @@ class SourcesResource(ConfigurableResource):
     def start_standin(self):
         from energy_assets.offline.standin import start_standin
 
-        world = self.build_world()
+        world = self._world = self.build_world()
         if self.no_data_days:
             from energy_assets.offline.world import NoDataDays
 
@@ -210,8 +211,9 @@ class SourcesResource(ConfigurableResource):
         """What an offline real-data world recorded of EIA-930 (see SourceSettings.recorded)."""
         if self.mode != "offline" or self.world == "synthetic":
             return {}
-        if self._recorded_groups is None:  # a real data set is read once per process
-            self._recorded_groups = self.build_world().eia_recorded()
+        if self._recorded_groups is None:  # the stand-in's world: its files are read once
+            world = self._world if self._world is not None else self.build_world()
+            self._recorded_groups = world.eia_recorded()
         return {"eia930": self._recorded_groups}
 
     def client(self, source: str) -> Any:
