@@ -372,7 +372,8 @@ def group_runs(
 
     Assets that need the same contiguous days with the same batch share runs: one run when the
     batch covers the days (steps are then ordered, and parallel where independent, by Dagster
-    within the run), else one run per batch. A downstream asset joins a single run only if that
+    within the run), else one run per batch. Whole-range assets share a run without partitions
+    on the same terms. A downstream asset joins a single run only if that
     run comes at or after the last run of each of its upstream assets; batched runs are shared
     only by assets with no upstream among them (a window can reach into the next batch).
     """
@@ -386,9 +387,16 @@ def group_runs(
         policy = node.backfill_policy
         limit = policy.max_partitions_per_run if policy is not None else 1
         earliest = max((placed[p] for p in node.parent_keys if p in placed), default=-1)
-        if node.partitions_def is None:  # a whole-range asset: its own run, after its inputs
-            runs.append(PlannedRun(assets=[key], days=[]))
-            placed[key] = len(runs) - 1
+        if node.partitions_def is None:  # a whole-range asset: a run without partitions
+            # joins the newest such run that comes at or after its inputs' runs (Dagster orders
+            # the steps inside it), else starts one: fewer runs, each with its own start-up
+            joinable = [i for i, r in enumerate(runs) if not r.days and i >= earliest]
+            if joinable:
+                runs[joinable[-1]].assets.append(key)
+                placed[key] = joinable[-1]
+            else:
+                runs.append(PlannedRun(assets=[key], days=[]))
+                placed[key] = len(runs) - 1
             continue
         for days in contiguous(targeted[key]):
             batch = min(limit or len(days), len(days))

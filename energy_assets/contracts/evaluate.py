@@ -51,25 +51,83 @@ def _outcome(planned: PlannedCheck, finding: Finding) -> CheckOutcome:
     )
 
 
-def _schema(contract: Contract, frame: pl.DataFrame) -> Finding:
-    problems = contract.schema_problems(frame)
-    return pl.DataFrame({"problem": problems}, schema={"problem": pl.String()}), {}
+STRUCTURE_PARTS = ("schema", "duplicate primary key", "null in a required column")
+"""What the `structure` check covers, in the order a failure names them."""
 
 
-def _key_unique(contract: Contract, frame: pl.DataFrame) -> Finding:
+def _problems(problem: str, where: pl.Expr, frame: pl.DataFrame, count: pl.Expr) -> pl.DataFrame:
+    return frame.select(
+        pl.lit(problem).alias("problem"), where.alias("where"), count.cast(pl.Int64).alias("count")
+    )
+
+
+def _key_text(columns: list[str]) -> pl.Expr:
+    return pl.concat_str(
+        [pl.lit(f"{c}=") + pl.col(c).cast(pl.String).fill_null("null") for c in columns],
+        separator=", ",
+    )
+
+
+def _structure(contract: Contract, frame: pl.DataFrame) -> Finding:
+    """Schema, unique primary key and non-null required columns: one check, one result per day.
+
+    They are folded into one because each check result is an event in Dagster's storage
+    (milliseconds each, a result per day and check): the three guard the same thing, that the
+    table is what its contract says, and a failure still names which part failed and where.
+    """
+    schema = contract.schema_problems(frame)
+    found = [
+        pl.DataFrame(
+            {"problem": ["schema"] * len(schema), "where": schema, "count": [1] * len(schema)},
+            schema={"problem": pl.String, "where": pl.String, "count": pl.Int64},
+        )
+    ]
     key = list(contract.primary_key)
-    dupes = frame.group_by(key).agg(pl.len().alias("copies")).filter(pl.col("copies") > 1).sort(key)
-    return dupes, {"duplicate_keys": float(dupes.height)}
-
-
-def _not_null(contract: Contract, frame: pl.DataFrame) -> Finding:
+    duplicates = 0
+    if all(c in frame.columns for c in key):
+        dupes = (
+            frame.group_by(key).agg(pl.len().alias("copies")).filter(pl.col("copies") > 1).sort(key)
+        )
+        duplicates = dupes.height
+        found.append(_problems("duplicate primary key", _key_text(key), dupes, pl.col("copies")))
     required = [
         c.name for c in contract.columns if not c.nullable or c.name in contract.primary_key
     ]
     present = [c for c in required if c in frame.columns]
-    if not present:
-        return None, {}
-    return frame.filter(pl.any_horizontal([pl.col(c).is_null() for c in present])), {}
+    null_rows = 0
+    if present:
+        nulls = frame.filter(pl.any_horizontal([pl.col(c).is_null() for c in present]))
+        null_rows = nulls.height
+        shown = [c for c in key if c in frame.columns] or present
+        columns = pl.concat_list(
+            [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in present]
+        ).list.drop_nulls()
+        found.append(
+            _problems(
+                "null in a required column",
+                columns.list.join(", ") + pl.lit(" at ") + _key_text(shown),
+                nulls,
+                pl.lit(1),
+            )
+        )
+    # interleaved, so the failure's sample shows each part that failed
+    offending = (
+        pl.concat(found)
+        .with_row_index("order")
+        .sort(pl.int_range(pl.len()).over("problem"), "order")
+        .drop("order")
+    )
+    return offending, {
+        "schema_problems": float(len(schema)),
+        "duplicate_keys": float(duplicates),
+        "rows_with_nulls": float(null_rows),
+    }
+
+
+def _explain_structure(offending: pl.DataFrame) -> str:
+    counts = dict(offending.group_by("problem").len().iter_rows())
+    failed = [f"{part}: {counts[part]}" for part in STRUCTURE_PARTS if part in counts]
+    return "Failed: " + "; ".join(failed) + "."
 
 
 def _bounds_check(column: str) -> Callable[[Contract, pl.DataFrame], Finding]:
@@ -193,18 +251,13 @@ def check_plan(
     def add(name: str, severity: Severity, description: str, fn, columns=(), explain=None) -> None:
         plan.append(PlannedCheck(name, severity, description, fn, tuple(columns), explain))
 
-    add("schema", "error", "Columns and dtypes are exactly the contract's.", _schema)
     add(
-        "primary_key_unique",
+        "structure",
         "error",
-        f"No two rows share the primary key {list(contract.primary_key)}.",
-        _key_unique,
-    )
-    add(
-        "required_not_null",
-        "error",
-        "Key and non-nullable columns hold no nulls.",
-        _not_null,
+        f"Columns and dtypes are exactly the contract's, no two rows share the primary key "
+        f"{list(contract.primary_key)}, and key and non-nullable columns hold no nulls.",
+        _structure,
+        explain=_explain_structure,
     )
     for column in contract.columns:
         if column.bounds is not None:

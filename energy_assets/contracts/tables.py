@@ -190,8 +190,8 @@ RAW_REVISIONS = Contract(
             ),
             "value_old": _described(
                 "value_old",
-                "Value in the earlier extraction (null: it was null, or the row was added).",
-                bounds=ANY_VALUE_BOUNDS,
+                "Value in the earlier extraction (null: it was null, or the row was added). "
+                "Not bounds-checked here: the raw table's checks saw it when it was stored.",
             ),
             "value_new": _described(
                 "value_new",

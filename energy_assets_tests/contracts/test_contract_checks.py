@@ -52,9 +52,7 @@ def outcomes(frame: pl.DataFrame) -> dict[str, object]:
 def test_plan_names_every_check_with_its_severity():
     plan = {p.name: p.severity for p in check_plan(HOURLY)}
     assert plan == {
-        "schema": "error",
-        "primary_key_unique": "error",
-        "required_not_null": "error",
+        "structure": "error",
         "bounds_demand_mw": "error",
         "bounds_temperature_c": "warn",
         "hourly_continuity": "error",
@@ -68,11 +66,8 @@ def test_a_good_frame_passes_every_check():
 @pytest.mark.parametrize(
     ("breakage", "failing"),
     [
-        (lambda f: pl.concat([f, f.head(1)]), "primary_key_unique"),
-        (
-            lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("demand_mw")),
-            "required_not_null",
-        ),
+        (lambda f: pl.concat([f, f.head(1)]), "structure"),
+        (lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("demand_mw")), "structure"),
         (
             lambda f: f.with_columns(
                 pl.when(pl.col("region") == "B")
@@ -84,7 +79,7 @@ def test_a_good_frame_passes_every_check():
         ),
         (lambda f: f.with_columns(pl.lit(99.0).alias("temperature_c")), "bounds_temperature_c"),
         (lambda f: f.filter(pl.col("interval_start_utc").dt.hour() != 5), "hourly_continuity"),
-        (lambda f: f.with_columns(pl.col("demand_mw").cast(pl.Float32)), "schema"),
+        (lambda f: f.with_columns(pl.col("demand_mw").cast(pl.Float32)), "structure"),
     ],
 )
 def test_each_check_fails_on_the_breakage_it_guards_against(breakage, failing):
@@ -94,6 +89,44 @@ def test_each_check_fails_on_the_breakage_it_guards_against(breakage, failing):
     assert results[failing].sample is not None and results[failing].sample.height > 0
     passing_others = [n for n, o in results.items() if n != failing and o.passed]
     assert passing_others, "a targeted breakage should not fail every check"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "part", "figure"),
+    [
+        (lambda f: pl.concat([f, f.head(3)]), "duplicate primary key: 3", "duplicate_keys"),
+        (
+            lambda f: f.with_columns(
+                pl.when(pl.col("region") == "B")
+                .then(None)
+                .otherwise(pl.col("demand_mw"))
+                .alias("demand_mw")
+            ),
+            "null in a required column: 24",
+            "rows_with_nulls",
+        ),
+        (lambda f: f.drop("temperature_c"), "schema: 1", "schema_problems"),
+    ],
+)
+def test_the_structure_check_names_the_part_that_failed_and_only_it(breakage, part, figure):
+    result = outcomes(breakage(good_day()))["structure"]
+    assert not result.passed
+    assert result.description.endswith(f"Failed: {part}.")
+    assert result.figures[figure] == float(part.rsplit(" ", 1)[1])
+    assert sum(result.figures.values()) == result.figures[figure]
+
+
+def test_the_structure_sample_shows_every_part_that_failed():
+    frame = pl.concat([good_day(), good_day().head(20)]).with_columns(
+        pl.when(pl.col("demand_mw") > 120)
+        .then(None)
+        .otherwise(pl.col("demand_mw"))
+        .alias("demand_mw")
+    )
+    result = outcomes(frame)["structure"]
+    assert set(result.sample["problem"]) == {"duplicate primary key", "null in a required column"}
+    null = result.sample.filter(pl.col("problem") == "null in a required column")["where"][0]
+    assert null.startswith("demand_mw at interval_start_utc=2024-01-02")
 
 
 def test_continuity_counts_hours_against_the_days_present():
