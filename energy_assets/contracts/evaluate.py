@@ -51,7 +51,12 @@ def _outcome(planned: PlannedCheck, finding: Finding) -> CheckOutcome:
     )
 
 
-STRUCTURE_PARTS = ("schema", "duplicate primary key", "null in a required column")
+SCHEMA, DUPLICATE_KEY, NULL_REQUIRED = (
+    "schema",
+    "duplicate primary key",
+    "null in a required column",
+)
+STRUCTURE_PARTS = (SCHEMA, DUPLICATE_KEY, NULL_REQUIRED)
 """What the `structure` check covers, in the order a failure names them."""
 
 
@@ -78,7 +83,7 @@ def _structure(contract: Contract, frame: pl.DataFrame) -> Finding:
     schema = contract.schema_problems(frame)
     found = [
         pl.DataFrame(
-            {"problem": ["schema"] * len(schema), "where": schema, "count": [1] * len(schema)},
+            {"problem": [SCHEMA] * len(schema), "where": schema, "count": [1] * len(schema)},
             schema={"problem": pl.String, "where": pl.String, "count": pl.Int64},
         )
     ]
@@ -89,7 +94,7 @@ def _structure(contract: Contract, frame: pl.DataFrame) -> Finding:
             frame.group_by(key).agg(pl.len().alias("copies")).filter(pl.col("copies") > 1).sort(key)
         )
         duplicates = dupes.height
-        found.append(_problems("duplicate primary key", _key_text(key), dupes, pl.col("copies")))
+        found.append(_problems(DUPLICATE_KEY, _key_text(key), dupes, pl.col("copies")))
     required = [
         c.name for c in contract.columns if not c.nullable or c.name in contract.primary_key
     ]
@@ -104,7 +109,7 @@ def _structure(contract: Contract, frame: pl.DataFrame) -> Finding:
         ).list.drop_nulls()
         found.append(
             _problems(
-                "null in a required column",
+                NULL_REQUIRED,
                 columns.list.join(", ") + pl.lit(" at ") + _key_text(shown),
                 nulls,
                 pl.lit(1),
